@@ -40,7 +40,7 @@ class DescriptiveRecord:
     query: str
     response: str
     ratings: list[RatingRecord]  # one per audio, in order
-    winner: str | None = None  # "A" or "B" for the A/B task
+    winner: str | None = None  # "A" or "B" for the A/B task ("tie" only in corpora made here)
     origin: str = ""
     original_audios: list[str] = field(default_factory=list)
 
@@ -164,8 +164,9 @@ def parse_released_record(
     elif len(audios) == 2:
         task = "ab"
         winner = obj.get("winner")
-        if winner not in ("A", "B"):
-            raise _bad("must be 'A' or 'B'", "winner", winner, source, line)
+        if winner not in ("A", "B", "tie"):
+            raise _bad("must be 'A', 'B' (or 'tie' in corpora made here)", "winner", winner,
+                       source, line)
         ratings = [
             RatingRecord.from_mapping(obj, prefix=p, tolerance=tolerance, source=source,
                                       line=line)
