@@ -1,0 +1,126 @@
+"""SFT and ALLD losses as small pure functions over tensors (ALLD-SPEC §5).
+
+    log pi(y|x) = sum_i log pi(y_i | x, y_<i)        (response tokens only)
+    h = beta * [(log pi_theta(y_t|x_a) - log pi_ref(y_t|x_t))
+              - (log pi_theta(y_a|x_a) - log pi_ref(y_a|x_t))]
+    L_ALLD = -mean(log sigmoid(h))
+
+y_t is the expert's text (chosen), y_a the audio LLM's own sample (rejected); pi_ref is the frozen
+text-only expert reading the ratings, so its log-probs can be precomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+def sequence_logprobs(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example summed log-probs of the labelled tokens and their counts.
+
+    ``logits`` is ``[B, T, V]`` from a causal LM over the full sequence, ``labels`` ``[B, T]``
+    holds the token ids of the response positions and ``ignore_index`` elsewhere (prompt,
+    padding, audio). Position t predicts token t+1, as in transformers' own loss.
+    """
+    if logits.shape[:2] != labels.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
+                         "disagree on batch/time")
+    logits = logits[:, :-1, :]
+    targets = labels[:, 1:]
+    mask = targets != ignore_index
+    safe = targets.masked_fill(~mask, 0)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()  # log-softmax in half precision loses too much
+    logp = torch.log_softmax(logits, dim=-1)
+    token_logp = torch.gather(logp, 2, safe.unsqueeze(-1)).squeeze(-1)
+    return (token_logp * mask).sum(-1), mask.sum(-1)
+
+
+def sft_loss(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
+    """Cross-entropy averaged over all response tokens of the batch (prompt/padding masked)."""
+    logp_sum, n_tokens = sequence_logprobs(logits, labels, ignore_index)
+    total = n_tokens.sum()
+    if total == 0:
+        raise ValueError("no response tokens in the batch: every label is ignore_index")
+    return -logp_sum.sum() / total
+
+
+@dataclass
+class ALLDOutput:
+    """The ALLD loss and what to log with it."""
+
+    loss: torch.Tensor  # scalar to backpropagate
+    chosen_rewards: torch.Tensor  # [B] beta * (pc - rc), detached
+    rejected_rewards: torch.Tensor  # [B] beta * (pr - rr), detached
+    reward_margin: torch.Tensor  # scalar, mean(chosen - rejected)
+    reward_accuracy: torch.Tensor  # scalar, share of examples with chosen > rejected
+    preference_loss: torch.Tensor  # scalar, the DPO-form term alone
+    sft_term: torch.Tensor  # scalar, per-token NLL of the chosen response (0 if alpha == 0)
+
+
+def alld_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    *,
+    beta: float = 0.4,
+    label_smoothing: float = 0.0,
+    length_normalize: bool = False,
+    chosen_lengths: torch.Tensor | None = None,
+    rejected_lengths: torch.Tensor | None = None,
+    alpha: float = 0.0,
+) -> ALLDOutput:
+    """ALLD: DPO's loss with the expert text LLM as the reference policy.
+
+    All inputs are ``[B]`` summed log-probs over response tokens. ``length_normalize`` divides
+    each by its response length (``chosen_lengths``/``rejected_lengths``, required then).
+    ``label_smoothing`` > 0 gives conservative DPO. ``alpha`` > 0 adds
+    ``alpha * NLL_per_token(y_t)`` of the policy on the chosen response (needs
+    ``chosen_lengths``).
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    shapes = {t.shape for t in (policy_chosen, policy_rejected, ref_chosen, ref_rejected)}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        raise ValueError(f"log-prob tensors must all be [B], got {sorted(map(tuple, shapes))}")
+    if (length_normalize or alpha > 0) and chosen_lengths is None:
+        raise ValueError("chosen_lengths is required for length_normalize or alpha > 0")
+    if length_normalize and rejected_lengths is None:
+        raise ValueError("rejected_lengths is required for length_normalize")
+    ref_chosen = ref_chosen.to(policy_chosen)
+    ref_rejected = ref_rejected.to(policy_rejected)
+    pc, pr, rc, rr = policy_chosen, policy_rejected, ref_chosen, ref_rejected
+    if length_normalize:
+        nc = chosen_lengths.to(pc).clamp(min=1)
+        nr = rejected_lengths.to(pr).clamp(min=1)
+        pc, rc, pr, rr = pc / nc, rc / nc, pr / nr, rr / nr
+    chosen_logratio = pc - rc
+    rejected_logratio = pr - rr
+    h = beta * (chosen_logratio - rejected_logratio)
+    preference = (-(1 - label_smoothing) * F.logsigmoid(h)
+                  - label_smoothing * F.logsigmoid(-h)).mean()
+    sft_term = torch.zeros((), dtype=preference.dtype, device=preference.device)
+    if alpha > 0:
+        sft_term = (-policy_chosen / chosen_lengths.to(policy_chosen).clamp(min=1)).mean()
+    chosen_rewards = (beta * chosen_logratio).detach()
+    rejected_rewards = (beta * rejected_logratio).detach()
+    return ALLDOutput(
+        loss=preference + alpha * sft_term,
+        chosen_rewards=chosen_rewards,
+        rejected_rewards=rejected_rewards,
+        reward_margin=(chosen_rewards - rejected_rewards).mean(),
+        reward_accuracy=(chosen_rewards > rejected_rewards).float().mean(),
+        preference_loss=preference.detach(),
+        sft_term=sft_term.detach(),
+    )
