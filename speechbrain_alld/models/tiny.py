@@ -79,3 +79,60 @@ def build_tiny_causal_lm(
     )
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)
+
+
+def build_tiny_qwen2_audio(
+    tokenizer,
+    *,
+    window_seconds: float = 4.0,
+    audio_dim: int = 64,
+    audio_layers: int = 2,
+    text_dim: int = 64,
+    text_layers: int = 2,
+    num_heads: int = 4,
+    num_mel_bins: int = 128,
+    seed: int = 0,
+):
+    """A randomly initialised ``Qwen2AudioForConditionalGeneration`` and its processor.
+
+    The Whisper feature extractor's window equals the encoder's: ``max_source_positions`` is
+    ``window_seconds * 50`` (the mel length the encoder insists on is twice that, at 100 frames
+    per second), so a 4 s window gives 100 audio tokens per clip.
+    """
+    from transformers import (
+        Qwen2AudioConfig,
+        Qwen2AudioEncoderConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        Qwen2Config,
+        WhisperFeatureExtractor,
+    )
+
+    frames = int(round(window_seconds * 100))
+    if frames % 2 or abs(frames / 100 - window_seconds) > 1e-9:
+        raise ValueError(f"window_seconds must be a multiple of 0.02 s, got {window_seconds}")
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=num_mel_bins, sampling_rate=16000, hop_length=160, n_fft=400,
+        chunk_length=int(window_seconds) if float(window_seconds).is_integer() else window_seconds,
+    )
+    # Whisper derives these from chunk_length; keep them integral for sub-second windows.
+    feature_extractor.n_samples = int(round(window_seconds * 16000))
+    feature_extractor.nb_max_frames = feature_extractor.n_samples // 160
+    processor = Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    config = Qwen2AudioConfig(
+        audio_config=Qwen2AudioEncoderConfig(
+            num_mel_bins=num_mel_bins, encoder_layers=audio_layers,
+            encoder_attention_heads=num_heads, encoder_ffn_dim=2 * audio_dim, d_model=audio_dim,
+            max_source_positions=frames // 2,
+        ),
+        text_config=Qwen2Config(
+            vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=2 * text_dim,
+            num_hidden_layers=text_layers, num_attention_heads=num_heads,
+            num_key_value_heads=num_heads, max_position_embeddings=4096,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=None, tie_word_embeddings=False,
+        ),
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    torch.manual_seed(seed)
+    return Qwen2AudioForConditionalGeneration(config), processor

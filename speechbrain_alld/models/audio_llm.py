@@ -1,0 +1,300 @@
+"""The audio-LLM policy: transformers' Qwen2-Audio behind one small interface.
+
+:class:`AudioLLM` holds a ``Qwen2AudioForConditionalGeneration`` and its ``Qwen2AudioProcessor``
+and offers what ALLD needs: batching (audio + instruction [+ response]) into model inputs with the
+prompt and padding masked out of the labels, per-example summed response log-probs, the SFT loss,
+and batched generation. Fine-tuning modes: ``"full"``, ``"lora"`` (peft, on the language model's
+projections only, found by a regex; the audio encoder gets none) or ``"frozen"``; the audio
+projector can be trained in any mode, the encoder can be frozen or trained.
+
+Feature extraction always runs outside autocast (bf16 autocast breaks the Whisper STFT).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs, sft_loss
+
+AUDIO_PLACEHOLDER = "<audio>"
+DEFAULT_LORA_TARGET = (r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|"
+                       r"down_proj)$")
+FINETUNE_MODES = ("full", "lora", "frozen")
+
+
+def instruction_to_content(instruction: str, n_audios: int) -> list[dict[str, str]]:
+    """Split an instruction with ``<audio>`` placeholders into chat content parts."""
+    pieces = instruction.split(AUDIO_PLACEHOLDER)
+    if len(pieces) - 1 != n_audios:
+        raise ValueError(f"instruction has {len(pieces) - 1} {AUDIO_PLACEHOLDER} placeholder(s) "
+                         f"for {n_audios} audio(s): {instruction!r}")
+    content: list[dict[str, str]] = []
+    for k, piece in enumerate(pieces):
+        if piece.strip():
+            content.append({"type": "text", "text": piece.strip()})
+        if k < n_audios:
+            content.append({"type": "audio"})
+    return content
+
+
+def _to_numpy(wav: Any) -> np.ndarray:
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().float().numpy()
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise ValueError(f"expected a mono waveform [samples], got shape {wav.shape}")
+    return wav
+
+
+class AudioLLM(torch.nn.Module):
+    """A Qwen2-Audio policy with its processor, fine-tuning mode and ALLD helpers.
+
+    Arguments
+    ---------
+    model: a ``Qwen2AudioForConditionalGeneration``.
+    processor: its ``Qwen2AudioProcessor``.
+    finetune: ``"full"``, ``"lora"`` or ``"frozen"``.
+    lora_r, lora_alpha, lora_dropout, lora_target: LoRA settings (``lora_target`` is a regex over
+        module names; the default hits only the language model's projections).
+    train_projector: train the audio projector (``multi_modal_projector``).
+    train_encoder: train the audio encoder (``audio_tower``); frozen otherwise.
+    gradient_checkpointing: trade compute for memory in the language model.
+    system_prompt: the system message; ``None`` keeps the chat template's default.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        finetune: str = "lora",
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.05,
+        lora_target: str = DEFAULT_LORA_TARGET,
+        train_projector: bool = True,
+        train_encoder: bool = False,
+        gradient_checkpointing: bool = False,
+        system_prompt: str | None = None,
+    ) -> None:
+        super().__init__()
+        if finetune not in FINETUNE_MODES:
+            raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.finetune = finetune
+        self.system_prompt = system_prompt
+        fe = processor.feature_extractor
+        # A saved sub-second or float chunk_length reloads as float sample counts: keep ints.
+        fe.n_samples = int(round(fe.n_samples))
+        fe.nb_max_frames = fe.n_samples // fe.hop_length
+        self.sampling_rate = int(fe.sampling_rate)
+        self.window_seconds = processor.feature_extractor.n_samples / self.sampling_rate
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        for p in model.parameters():
+            p.requires_grad_(finetune == "full")
+        if finetune == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                                target_modules=lora_target, bias="none")
+            model = get_peft_model(model, config)
+        self.model = model
+        core = self.core_model
+        for p in core.model.multi_modal_projector.parameters():
+            p.requires_grad_(train_projector or finetune == "full")
+        for p in core.model.audio_tower.parameters():
+            p.requires_grad_(train_encoder)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | Path,
+        *,
+        dtype: str | torch.dtype | None = "auto",
+        device: str | None = None,
+        local_files_only: bool | None = None,
+        **kwargs: Any,
+    ) -> AudioLLM:
+        """Load model and processor from a local folder or a hub id (e.g. Qwen2-Audio-7B)."""
+        import os
+
+        from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+
+        from speechbrain_alld.describe.hf_expert import resolve_dtype
+
+        if local_files_only is None:
+            local_files_only = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "")
+        source = str(source)
+        processor = AutoProcessor.from_pretrained(source, local_files_only=local_files_only)
+        model = Qwen2AudioForConditionalGeneration.from_pretrained(
+            source, dtype=resolve_dtype(dtype), local_files_only=local_files_only)
+        if device is not None:
+            model.to(device)
+        return cls(model, processor, **kwargs)
+
+    @property
+    def core_model(self) -> Any:
+        """The underlying ``Qwen2AudioForConditionalGeneration`` (inside peft in LoRA mode)."""
+        return self.model.get_base_model() if self.finetune == "lora" else self.model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def trainable_parameters(self) -> dict[str, torch.nn.Parameter]:
+        return {n: p for n, p in self.named_parameters() if p.requires_grad}
+
+    # ----------------------------------------------------------------- batching
+    def chat_prompt(self, instruction: str, n_audios: int) -> str:
+        """The chat-formatted prompt (x_a) for an instruction with ``<audio>`` placeholders."""
+        messages: list[dict[str, Any]] = [
+            {"role": "user", "content": instruction_to_content(instruction, n_audios)}]
+        if self.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True,
+                                                  tokenize=False)
+
+    def response_ids(self, response: str) -> list[int]:
+        """Token ids of a response followed by the end-of-turn token."""
+        return self.tokenizer(response + self.tokenizer.eos_token,
+                              add_special_tokens=False)["input_ids"]
+
+    def prepare_batch(
+        self,
+        audios: Sequence[Sequence[Any]],
+        instructions: Sequence[str],
+        responses: Sequence[str] | None = None,
+        padding_side: str = "right",
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch; with ``responses``, ``labels`` mask all but the response.
+
+        ``audios[i]`` holds the 1-d 16 kHz waveforms of example i (one for the MOS task, two for
+        A/B), ``instructions[i]`` the instruction with as many ``<audio>`` placeholders.
+        """
+        if len(audios) != len(instructions) or (responses is not None
+                                                 and len(responses) != len(audios)):
+            raise ValueError("audios, instructions and responses must have the same length")
+        prompts = [self.chat_prompt(ins, len(a)) for ins, a in zip(instructions, audios)]
+        flat = [_to_numpy(w) for a in audios for w in a]
+        for w in flat:
+            if w.size == 0:
+                raise ValueError("empty waveform in the batch")
+        device_type = self.device.type if self.device.type in ("cuda", "cpu") else "cpu"
+        with torch.autocast(device_type=device_type, enabled=False):
+            enc = self.processor(text=prompts, audio=flat, sampling_rate=self.sampling_rate,
+                                 return_tensors="pt", padding=True)
+        rows = [ids[mask.bool()].tolist() for ids, mask in zip(enc["input_ids"],
+                                                                enc["attention_mask"])]
+        labels_rows = [[IGNORE_INDEX] * len(r) for r in rows]
+        if responses is not None:
+            for k, resp in enumerate(responses):
+                ids = self.response_ids(resp)
+                rows[k] = rows[k] + ids
+                labels_rows[k] = labels_rows[k] + ids
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        for k, (r, lab) in enumerate(zip(rows, labels_rows)):
+            sl = slice(0, len(r)) if padding_side == "right" else slice(width - len(r), width)
+            input_ids[k, sl] = torch.tensor(r)
+            attention[k, sl] = 1
+            labels[k, sl] = torch.tensor(lab)
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "input_features": enc["input_features"],
+            "feature_attention_mask": enc["feature_attention_mask"],
+        }
+        if responses is not None:
+            batch["labels"] = labels
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    # ----------------------------------------------------------------- scoring
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits ``[B, T, V]`` for a batch from :meth:`prepare_batch`."""
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        features = inputs["input_features"]
+        inputs["input_features"] = features.to(self._encoder_dtype())
+        return self.model(**inputs, use_cache=False).logits
+
+    def _encoder_dtype(self) -> torch.dtype:
+        return next(self.core_model.model.audio_tower.parameters()).dtype
+
+    def sequence_logprobs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
+                                                                         torch.Tensor]:
+        """Per-example summed log pi(response | audio, instruction) and response lengths."""
+        return sequence_logprobs(self.forward(batch), batch["labels"])
+
+    def sft_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Token-mean cross-entropy over the response tokens of the batch."""
+        return sft_loss(self.forward(batch), batch["labels"])
+
+    # ----------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(
+        self,
+        audios: Sequence[Sequence[Any]],
+        instructions: Sequence[str],
+        *,
+        max_new_tokens: int = 128,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        num_return_sequences: int = 1,
+    ) -> list[str]:
+        """Generate responses for a batch in one ``generate`` call (left padded).
+
+        With ``num_return_sequences`` > 1 the texts of example i are at
+        ``[i * n, (i + 1) * n)``.
+        """
+        batch = self.prepare_batch(audios, instructions, padding_side="left")
+        batch["input_features"] = batch["input_features"].to(self._encoder_dtype())
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
+                                  "pad_token_id": self.tokenizer.pad_token_id,
+                                  "eos_token_id": self.tokenizer.eos_token_id,
+                                  "num_return_sequences": num_return_sequences}
+        if do_sample:
+            kwargs.update(temperature=temperature, top_p=top_p)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model.generate(**batch, **kwargs)
+        finally:
+            self.model.train(was_training)
+        new_tokens = out[:, batch["input_ids"].shape[1]:]
+        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens,
+                                                               skip_special_tokens=True)]
+
+    # ----------------------------------------------------------------- saving
+    def save_pretrained(self, folder: str | Path, merge: bool = True) -> Path:
+        """Save in Hugging Face format (LoRA merged, or as an adapter) with the processor."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.finetune == "lora" and merge:
+            import copy
+
+            merged = copy.deepcopy(self.model).merge_and_unload()
+            merged.save_pretrained(folder)
+        else:
+            self.model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+        return folder
+
+
+def lora_target_modules(model: torch.nn.Module, pattern: str = DEFAULT_LORA_TARGET) -> list[str]:
+    """Names of the modules a LoRA regex selects (for checks and documentation)."""
+    regex = re.compile(pattern)
+    return [n for n, _ in model.named_modules() if regex.fullmatch(n)]
