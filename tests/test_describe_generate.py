@@ -72,6 +72,18 @@ class WrongFirstTry(TemplateExpert):
         return out
 
 
+class Contrarian(TemplateExpert):
+    """Writes faithful texts but its verdict summariser always names the loser."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked = 0
+
+    def summarise_verdict(self, texts):
+        self.asked += len(texts)
+        return [{"A": "B", "B": "A"}[v] for v in super().summarise_verdict(texts)]
+
+
 CONFIG = DescribeConfig(variants=PAPER_VARIANTS[:3], n_pairs=6, min_gap=0.4, batch_size=4)
 
 
@@ -117,6 +129,18 @@ def test_failed_texts_are_retried_with_a_new_seed_then_accepted(tmp_path, manife
     assert all("differs from the rating" in r for r in mos_reasons)
     ab_reasons = [e["reasons"][0] for e in lines if e["task"] == "ab"]
     assert all(r.startswith("verdict") and "but the winner is" in r for r in ab_reasons)
+
+
+def test_summariser_disagreement_rejects_ab_texts(tmp_path, manifest):
+    expert = Contrarian()
+    config = replace(CONFIG, use_summariser=True, max_retries=1)
+    summary = generate_descriptions(load_rated_manifest(manifest), expert, tmp_path, "train",
+                                    config, progress=False)
+    assert summary.accepted == 8 * 3  # every MOS text
+    assert len(summary.rejected) == 6 * 3 and expert.asked == 2 * 6 * 3
+    assert all(r["task"] == "ab" and len(r["reasons"]) == 2 for r in summary.rejected)
+    assert all(x.startswith("summariser says") for r in summary.rejected for x in r["reasons"])
+    assert json.loads((tmp_path / "train_ab.json").read_text()) == {}
 
 
 def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path, manifest):
@@ -229,3 +253,60 @@ def test_bad_manifest_and_config_errors(tmp_path):
         DescribeConfig(tasks=("asr",))
     with pytest.raises(ValueError, match="distinct names"):
         DescribeConfig(variants=[PAPER_VARIANTS[0], PAPER_VARIANTS[0]])
+
+
+KILL_SCRIPT = """
+import sys, time
+from speechbrain_alld.describe.generate import generate_descriptions, load_rated_manifest
+from speechbrain_alld.describe.template_expert import TemplateExpert
+from speechbrain_alld.describe.experts import PAPER_VARIANTS
+from speechbrain_alld.describe.generate import DescribeConfig
+
+class Slow(TemplateExpert):
+    def generate(self, requests):
+        time.sleep(0.15)
+        return super().generate(requests)
+
+config = DescribeConfig(variants=PAPER_VARIANTS[:3], n_pairs=6, min_gap=0.4, batch_size=2)
+generate_descriptions(load_rated_manifest(sys.argv[1]), Slow(), sys.argv[2], "train", config,
+                      progress=False)
+"""
+
+
+def test_process_killed_mid_run_resumes_without_losing_or_repeating(tmp_path, manifest):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    out = tmp_path / "out"
+    cache = out / CACHE_FILE
+    proc = subprocess.Popen([sys.executable, str(script), str(manifest), str(out)])
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if cache.is_file() and cache.read_bytes().count(b"\n") >= 6:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_lines = cache.read_bytes().count(b"\n")
+    assert 6 <= killed_lines < 8 * 3 + 6 * 3
+
+    config = DescribeConfig(variants=PAPER_VARIANTS[:3], n_pairs=6, min_gap=0.4, batch_size=2)
+    resumed = Interrupting()
+    summary = generate_descriptions(load_rated_manifest(manifest), resumed, out, "train", config,
+                                    progress=False)
+    n_requests = 8 * 3 + 6 * 3
+    assert summary.from_cache == killed_lines
+    assert resumed.texts == n_requests - killed_lines
+    keys = [json.loads(x)["key"] for x in cache.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == n_requests
+    fresh = tmp_path / "fresh"
+    generate_descriptions(load_rated_manifest(manifest), TemplateExpert(), fresh, "train",
+                          config, progress=False)
+    assert (fresh / "train_mos.json").read_text() == (out / "train_mos.json").read_text()
+    assert (fresh / "train_ab.json").read_text() == (out / "train_ab.json").read_text()

@@ -57,7 +57,7 @@ def test_prompt_tokens_and_padding_are_masked_and_logprobs_match_model_loss(toke
     logp, n = policy.sequence_logprobs(batch)
     assert n.tolist() == n_resp
     own = policy.model(**batch).loss  # transformers' own shifted cross-entropy
-    assert float(-logp.sum() / n.sum()) == pytest.approx(float(own), rel=1e-5)
+    assert float(-logp.sum().detach() / n.sum()) == pytest.approx(float(own), rel=1e-5)
     assert float(policy.sft_loss(batch)) == pytest.approx(float(own), rel=1e-5)
 
 

@@ -215,19 +215,20 @@ def generate_descriptions(
             raise RuntimeError(f"expert {expert.expert_id} returned {len(texts)} texts for "
                                f"{len(batch)} requests")
         summary.generated += len(batch)
-        verdicts: list[str | None] = [None] * len(batch)
+        reasons = [check_text(job.request, text, job.winner, config.mos_tolerance)
+                   for job, text in zip(batch, texts)]
         if config.use_summariser:
-            ab = [k for k, job in enumerate(batch) if job.request.task == "ab"]
-            if ab:
-                answers = expert.summarise_verdict([texts[k] for k in ab])
-                for k, answer in zip(ab, answers):
-                    verdicts[k] = answer
+            # Only texts the parser accepted are worth a second opinion.
+            ask = [k for k, job in enumerate(batch)
+                   if job.request.task == "ab" and reasons[k] is None]
+            if ask:
+                answers = expert.summarise_verdict([texts[k] for k in ask])
+                for k, answer in zip(ask, answers):
+                    if answer != batch[k].winner:
+                        reasons[k] = (f"summariser says {answer} but the winner is "
+                                      f"{batch[k].winner}")
         finished = []
-        for k, (job, text) in enumerate(zip(batch, texts)):
-            reason = check_text(job.request, text, job.winner, config.mos_tolerance)
-            if reason is None and config.use_summariser and job.request.task == "ab" \
-                    and verdicts[k] != job.winner:
-                reason = f"summariser says {verdicts[k]} but the winner is {job.winner}"
+        for job, text, reason in zip(batch, texts, reasons):
             if reason is not None and job.attempt < config.max_retries:
                 job.reasons.append(reason)
                 job.attempt += 1
