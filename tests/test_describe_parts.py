@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from speechbrain_alld.describe.cache import DescriptionCache, cache_key
+from speechbrain_alld.describe.cache import cache_key
 from speechbrain_alld.describe.experts import PAPER_VARIANTS, GenerationRequest, SamplingConfig
 from speechbrain_alld.describe.pairs import sample_pairs
 from speechbrain_alld.describe.prompts import (
@@ -18,6 +18,7 @@ from speechbrain_alld.describe.prompts import (
     build_verdict_prompt,
     format_ratings,
 )
+from speechbrain_alld.jsonl_store import JsonlStore
 from speechbrain_alld.ratings import RatingRecord
 
 FULL = RatingRecord(mos=3.26, noi=2.04, col=4.55, dis=4.0, loud=3.349)
@@ -152,21 +153,21 @@ def test_request_checks_task_and_number_of_ratings():
 
 def test_cache_survives_a_write_cut_off_mid_line(tmp_path):
     path = tmp_path / "cache.jsonl"
-    cache = DescriptionCache(path)
+    cache = JsonlStore(path)
     cache.add([{"key": "k1", "text": "one"}, {"key": "k2", "text": "two"}])
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"key": "k3", "text": "thr')  # the process died here
-    reloaded = DescriptionCache(path)
+    reloaded = JsonlStore(path)
     assert set(reloaded.entries) == {"k1", "k2"}
     reloaded.add([{"key": "k3", "text": "three"}])
     lines = path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(x)["key"] for x in lines] == ["k1", "k2", "k3"]
-    assert DescriptionCache(path).get("k3")["text"] == "three"
+    assert JsonlStore(path).get("k3")["text"] == "three"
 
 
 def test_cache_ignores_a_corrupt_complete_line_but_keeps_the_rest(tmp_path):
     path = tmp_path / "cache.jsonl"
     path.write_text('{"key": "k1", "text": "a"}\nGARBAGE\n{"key": "k2", "text": "b"}\n')
-    cache = DescriptionCache(path)
+    cache = JsonlStore(path)
     assert set(cache.entries) == {"k1", "k2"} and cache.n_corrupt == 1
     assert re.search("GARBAGE", path.read_text())  # not rewritten

@@ -1,26 +1,15 @@
-"""Crash-safe JSON-lines cache of generated descriptions.
+"""Cache keys of generated descriptions (kept in a ``JsonlStore``).
 
-Each line is one finished generation (accepted, or rejected after its retries) keyed by
-(item id, prompt hash, expert id, sampling settings, variant). Lines are appended and fsynced
-one batch at a time; a line cut off by a crash is detected on load, reported and trimmed away
-before anything new is appended, so an interrupted run resumes without losing or repeating a
-single finished generation.
+Each finished generation (accepted, or rejected after its retries) is stored under a key built
+from (item id, task, prompt hash, expert id, sampling settings incl. the variant).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
-
-from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.describe.experts import GenerationRequest
-
-logger = get_logger(__name__)
 
 
 def cache_key(request: GenerationRequest, expert_id: str) -> str:
@@ -30,57 +19,3 @@ def cache_key(request: GenerationRequest, expert_id: str) -> str:
         ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-class DescriptionCache:
-    """Append-only JSON-lines store of finished generations, loaded into a dict by key."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.entries: dict[str, dict[str, Any]] = {}
-        self.n_corrupt = 0
-        if self.path.is_file():
-            self._load()
-
-    def _load(self) -> None:
-        with open(self.path, "rb") as f:
-            data = f.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        for line_no, raw in enumerate(complete.splitlines(), start=1):
-            try:
-                entry = json.loads(raw)
-                self.entries[entry["key"]] = entry
-            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-                self.n_corrupt += 1
-                logger.warning("Cache %s line %d is corrupt and is ignored.", self.path, line_no)
-        if len(complete) < len(data):
-            logger.warning("Cache %s: trimming %d byte(s) of a line cut off by an interrupted "
-                           "write; that item will be generated again.", self.path,
-                           len(data) - len(complete))
-            with open(self.path, "r+b") as f:
-                f.truncate(len(complete))
-                f.flush()
-                os.fsync(f.fileno())
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.entries
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.entries.get(key)
-
-    def add(self, entries: Iterable[dict[str, Any]]) -> None:
-        """Append finished entries (each with a ``key``) durably, then index them."""
-        entries = list(entries)
-        if not entries:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        for entry in entries:
-            self.entries[entry["key"]] = entry

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from speechbrain_alld.corpora.prepare import write_json_atomic
 from speechbrain_alld.corpora.released import DescriptiveRecord, export_released_jsonl
-from speechbrain_alld.describe.cache import DescriptionCache, cache_key
+from speechbrain_alld.describe.cache import cache_key
 from speechbrain_alld.describe.experts import (
     PAPER_VARIANTS,
     Expert,
@@ -32,6 +32,7 @@ from speechbrain_alld.describe.experts import (
 )
 from speechbrain_alld.describe.pairs import Pair, sample_pairs
 from speechbrain_alld.describe.prompts import DEFAULT_INSTRUCTIONS, PromptExample, build_prompt
+from speechbrain_alld.jsonl_store import JsonlStore
 from speechbrain_alld.parsing import parse_mos, parse_verdict
 from speechbrain_alld.ratings import RatingError, RatingRecord
 
@@ -193,7 +194,7 @@ def generate_descriptions(
         pairs = sample_pairs([(cid, e["_rating"]) for cid, e in entries.items()], n_pairs,
                              min_gap=config.min_gap, tie_threshold=config.tie_threshold,
                              seed=config.seed)
-    cache = DescriptionCache(save_folder / CACHE_FILE)
+    cache = JsonlStore(save_folder / CACHE_FILE)
     summary = DescribeSummary()
     queue: deque[_Job] = deque()
     done: dict[str, dict[str, Any]] = {}
