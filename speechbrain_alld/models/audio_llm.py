@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
 from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs, sft_loss
 
@@ -52,6 +53,7 @@ def _to_numpy(wav: Any) -> np.ndarray:
     return wav
 
 
+@register_checkpoint_hooks
 class AudioLLM(torch.nn.Module):
     """A Qwen2-Audio policy with its processor, fine-tuning mode and ALLD helpers.
 
@@ -279,6 +281,32 @@ class AudioLLM(torch.nn.Module):
                                                                skip_special_tokens=True)]
 
     # ----------------------------------------------------------------- saving
+    @mark_as_saver
+    def save_trainable(self, path: str | Path) -> None:
+        """SpeechBrain checkpoint hook: only the trainable parameters, as safetensors."""
+        from safetensors.torch import save_file
+
+        tensors = {n: p.detach().contiguous().cpu() for n, p in self.named_parameters()
+                   if p.requires_grad}
+        save_file(tensors, str(path), metadata={"finetune": self.finetune})
+
+    @mark_as_loader
+    def load_trainable(self, path: str | Path, end_of_epoch: bool = False) -> None:
+        """SpeechBrain checkpoint hook: restore the trainable parameters saved above."""
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        params = dict(self.named_parameters())
+        unknown = sorted(set(tensors) - set(params))
+        missing = sorted(n for n, p in params.items() if p.requires_grad and n not in tensors)
+        if unknown or missing:
+            raise RuntimeError(f"checkpoint {path} does not match this model's trainable "
+                               f"parameters (unknown: {unknown[:5]}, missing: {missing[:5]}); "
+                               "was it saved with other fine-tuning settings?")
+        with torch.no_grad():
+            for name, value in tensors.items():
+                params[name].copy_(value.to(params[name].device, params[name].dtype))
+
     def save_pretrained(self, folder: str | Path, merge: bool = True) -> Path:
         """Save in Hugging Face format (LoRA merged, or as an adapter) with the processor."""
         folder = Path(folder)

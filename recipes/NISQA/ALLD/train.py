@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""ALLD on NISQA with Qwen2-Audio-7B-Instruct (policy) and Qwen2-7B-Instruct (expert reference).
+
+    python train.py hparams/alld.yaml --data_folder=/path/to/NISQA_Corpus
+    python train.py hparams/sft.yaml --data_folder=/path/to/NISQA_Corpus       # SFT baseline
+    torchrun --nproc_per_node=4 train.py hparams/alld.yaml --data_folder=...   # multi-GPU
+
+Prepares the NISQA manifests, checks the descriptive corpus made by ``../describe.py`` (or makes
+it when ``run_describe`` is True), then runs the chain, each stage skipped when its output
+exists: SFT warm-up -> sample y_a -> reference log-probs -> ALLD -> test.
+"""
+
+import sys
+from pathlib import Path
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nisqa_prepare import prepare_nisqa  # noqa: E402
+
+from speechbrain_alld.describe.generate import describe_manifests  # noqa: E402
+from speechbrain_alld.stages import run_chain  # noqa: E402
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file,
+                                   overrides=overrides)
+    splits = [hparams["train_split"], hparams["valid_split"], hparams["test_split"]]
+    manifests = run_on_main(prepare_nisqa, args=[hparams["data_folder"],
+                                                 hparams["manifest_folder"], splits],
+                            kwargs={"skip_prep": hparams["skip_prep"]})
+    if hparams["run_describe"]:
+        run_on_main(describe_manifests, args=[manifests, hparams["expert_writer"],
+                                              hparams["descriptions_folder"],
+                                              hparams["describe_config"]])
+    missing = [s for s in splits
+               if not (Path(hparams["descriptions_folder"]) / f"{s}_mos.json").is_file()]
+    if missing:
+        sys.exit(f"no descriptive corpus for {missing} in {hparams['descriptions_folder']}: run "
+                 "recipes/NISQA/describe.py first, or set run_describe: True")
+    results = run_chain(hparams, run_opts)
+    for name, stats in results.items():
+        if stats:
+            print(f"{name}: {stats}")

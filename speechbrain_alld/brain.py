@@ -1,0 +1,187 @@
+"""ALLDBrain: SFT and ALLD training of the audio-LLM policy as a SpeechBrain ``Brain``.
+
+``hparams.stage`` selects the objective:
+
+* ``"sft"``: cross-entropy on the expert text's tokens (prompt and padding masked);
+* ``"alld"``: the ALLD loss over the policy's log-probs of the chosen (expert) and rejected
+  (sampled) responses and the expert reference's precomputed log-probs (``ref_chosen``,
+  ``ref_rejected`` in each example), or the reference computed live when ``hparams.reference``
+  (an :class:`~speechbrain_alld.models.expert_reference.ExpertReference`) is given.
+
+Validation and test compute the SFT loss on the expert texts and, when
+``hparams.generate_on_valid`` (always on test), generate a text per item, parse it and update the
+``mos_stats`` / ``ab_stats`` objects given in the hparams (see :mod:`speechbrain_alld.metrics`).
+Only trainable parameters are checkpointed (the policy's checkpoint hooks); the learning rate
+follows a linear warm-up and cosine decay per optimiser step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_alld.losses import alld_loss, sequence_logprobs, sft_loss
+
+logger = get_logger(__name__)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.0):
+    """LR multiplier: linear warm-up to 1 over ``warmup_steps``, cosine to ``floor`` after."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if total_steps <= warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class ALLDBrain(sb.Brain):
+    """Trains :class:`~speechbrain_alld.models.audio_llm.AudioLLM` with SFT or ALLD."""
+
+    @property
+    def policy(self) -> Any:
+        """The policy module, unwrapped from DDP / DataParallel."""
+        module = self.modules.policy
+        return module.module if hasattr(module, "module") and not hasattr(
+            module, "prepare_batch") else module
+
+    def init_optimizers(self) -> None:
+        """One optimiser over the trainable parameters, plus the warm-up/cosine schedule."""
+        params = [p for p in self.modules.parameters() if p.requires_grad]
+        if not params:
+            raise RuntimeError("the policy has no trainable parameters (finetune='frozen' "
+                               "without a trainable projector?)")
+        self.optimizer = self.opt_class(params)
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        total = int(getattr(self.hparams, "total_steps", 0) or 0)
+        warmup = int(getattr(self.hparams, "warmup_steps", 0) or 0)
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(warmup, total, getattr(self.hparams, "lr_floor", 0.0)))
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+            self.checkpointer.add_recoverable("lr_scheduler", self.lr_scheduler)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step) -> None:
+        if should_step:
+            self.lr_scheduler.step()
+
+    # ------------------------------------------------------------------ forward / loss
+    def _is_alld_train(self, stage: sb.Stage) -> bool:
+        return self.hparams.stage == "alld" and stage == sb.Stage.TRAIN
+
+    def compute_forward(self, batch, stage):
+        policy = self.policy
+        if self._is_alld_train(stage):
+            inputs = policy.prepare_batch(batch.audio + batch.audio,
+                                          batch.instruction + batch.instruction,
+                                          list(batch.chosen) + list(batch.rejected))
+        else:
+            inputs = policy.prepare_batch(batch.audio, batch.instruction, batch.response)
+        return self.modules.policy(inputs), inputs
+
+    def compute_objectives(self, predictions, batch, stage):
+        logits, inputs = predictions
+        if self._is_alld_train(stage):
+            logp, lengths = sequence_logprobs(logits, inputs["labels"])
+            n = len(batch)
+            ref_chosen, ref_rejected = self._reference_logprobs(batch)
+            out = alld_loss(
+                logp[:n], logp[n:], ref_chosen, ref_rejected,
+                beta=self.hparams.beta,
+                label_smoothing=getattr(self.hparams, "label_smoothing", 0.0),
+                length_normalize=getattr(self.hparams, "length_normalize", False),
+                chosen_lengths=lengths[:n], rejected_lengths=lengths[n:],
+                alpha=getattr(self.hparams, "alpha", 0.0),
+            )
+            self._reward["margin"] += float(out.reward_margin) * n
+            self._reward["accuracy"] += float(out.reward_accuracy) * n
+            self._reward["n"] += n
+            return out.loss
+        loss = sft_loss(logits, inputs["labels"])
+        if stage != sb.Stage.TRAIN and self._generating:
+            self._generate_and_score(batch)
+        return loss
+
+    def _reference_logprobs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        reference = getattr(self.hparams, "reference", None)
+        if reference is not None:  # live reference (for comparison with precomputed)
+            chosen, _ = reference.logprobs(batch.prompt, batch.chosen)
+            rejected, _ = reference.logprobs(batch.prompt, batch.rejected)
+            return chosen.to(self.device), rejected.to(self.device)
+        as_tensor = lambda xs: torch.tensor([float(x) for x in xs], device=self.device)  # noqa: E731
+        return as_tensor(batch.ref_chosen), as_tensor(batch.ref_rejected)
+
+    @torch.no_grad()
+    def _generate_and_score(self, batch) -> None:
+        texts = self.policy.generate(batch.audio, batch.instruction,
+                                     max_new_tokens=self.hparams.max_new_tokens)
+        for task, stats in (("mos", self._mos_stats), ("ab", self._ab_stats)):
+            idx = [k for k, t in enumerate(batch.task) if t == task]
+            if not idx:
+                continue
+            targets = [batch.mos[k] if task == "mos" else batch.winner[k] for k in idx]
+            stats.append([batch.id[k] for k in idx], [texts[k] for k in idx], targets,
+                         [batch.response[k] for k in idx])
+
+    # ------------------------------------------------------------------ stage hooks
+    def on_stage_start(self, stage, epoch=None) -> None:
+        self._reward = {"margin": 0.0, "accuracy": 0.0, "n": 0}
+        every = int(getattr(self.hparams, "generate_every", 1) or 0)
+        self._generating = stage == sb.Stage.TEST or (
+            stage == sb.Stage.VALID and every > 0 and epoch is not None and epoch % every == 0)
+        self._mos_stats = self.hparams.mos_stats()
+        self._ab_stats = self.hparams.ab_stats()
+
+    def _stage_stats(self, stage, stage_loss) -> dict[str, Any]:
+        stats: dict[str, Any] = {"loss": stage_loss}
+        if self._reward["n"]:
+            stats["reward_margin"] = self._reward["margin"] / self._reward["n"]
+            stats["reward_accuracy"] = self._reward["accuracy"] / self._reward["n"]
+        if self._generating:
+            for prefix, st in (("mos", self._mos_stats), ("ab", self._ab_stats)):
+                if st.texts:
+                    summary = st.summarize()
+                    for key, value in summary.items():
+                        if key != "signature" and isinstance(value, (int, float)):
+                            stats[f"{prefix}_{key}"] = value
+                    if "signature" in summary:
+                        self.bleu_signature = summary["signature"]
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
+        stats = self._stage_stats(stage, stage_loss)
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        if stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.hparams.train_logger.log_stats(
+                stats_meta={"stage": self.hparams.stage, "epoch": epoch, "lr": lr},
+                train_stats=getattr(self, "train_stats", None), valid_stats=stats)
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(meta={"loss": stage_loss},
+                                                     min_keys=["loss"])
+            return
+        self.hparams.train_logger.log_stats(
+            stats_meta={"stage": self.hparams.stage, "epoch loaded": self.hparams.epoch_counter
+                        .current}, test_stats=stats)
+        self.test_stats = stats
+        out_dir = Path(getattr(self.hparams, "test_output_folder", self.hparams.output_folder))
+        if sb.utils.distributed.if_main_process():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tag = self.hparams.stage
+            with open(out_dir / f"test_{tag}_items.jsonl", "w", encoding="utf-8") as f:
+                for item in self._mos_stats.items() + self._ab_stats.items():
+                    f.write(json.dumps(item, ensure_ascii=False) + "\n")
+            summary = {**stats, "bleu_signature": getattr(self, "bleu_signature", None)}
+            (out_dir / f"test_{tag}_summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,196 @@
+"""Training and evaluation examples built from the descriptive corpus, and their data pipeline.
+
+From the description manifests (``<split>_mos.json``, ``<split>_ab.json``) this module builds:
+
+* **SFT examples**: one per (item, variant): the audio, the instruction x_a and an expert text.
+* **evaluation items**: one per clip / pair, with the human MOS or the true winner and the
+  default-variant expert text as the BLEU reference.
+* the **warm-up / ALLD split** of the training items (the paper warms up on half of the data).
+
+Every example is a flat JSON object; lists of wav paths stay lists (one for the MOS task, two for
+A/B). :func:`make_dataset` turns such a manifest into a SpeechBrain ``DynamicItemDataset`` whose
+``audio`` item reads, mono-mixes and resamples the waveforms; :func:`collate_examples` batches
+examples without padding (the audio LLM's processor pads).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from speechbrain_alld.corpora.prepare import write_json_atomic
+
+TASKS = ("mos", "ab")
+
+
+def load_descriptions(folder: str | Path, split: str, tasks: Sequence[str] = TASKS
+                      ) -> dict[str, dict[str, Any]]:
+    """Items of the description manifests of ``split``, keyed ``<task>:<item id>``."""
+    items: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        path = Path(folder) / f"{split}_{task}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"description manifest not found: {path} (run the "
+                                    "describe step first)")
+        for item_id, entry in json.loads(path.read_text(encoding="utf-8")).items():
+            wavs = [entry["wav"]] if task == "mos" else [entry["wav_a"], entry["wav_b"]]
+            if not entry.get("responses"):
+                raise ValueError(f"{path}: item {item_id!r} has no responses")
+            items[f"{task}:{item_id}"] = {
+                "task": task, "item_id": item_id, "wavs": wavs,
+                "duration": float(entry.get("duration") or 0.0),
+                "instruction": entry["instruction"], "prompt": entry["prompt"],
+                "responses": entry["responses"],
+                "mos": entry.get("mos"), "winner": entry.get("winner"),
+            }
+    return items
+
+
+def split_items(keys: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Deterministically split item keys into (first ``fraction``, rest)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    order = sorted(keys)
+    random.Random(seed).shuffle(order)
+    cut = round(len(order) * fraction)
+    return sorted(order[:cut]), sorted(order[cut:])
+
+
+def mix_tasks(keys: Sequence[str], ab_share: float | None, seed: int) -> list[str]:
+    """Resample A/B keys so they make up ``ab_share`` of the result (``None``: keep all)."""
+    if ab_share is None:
+        return list(keys)
+    if not 0.0 <= ab_share < 1.0:
+        raise ValueError(f"ab_share must be in [0, 1), got {ab_share}")
+    mos = [k for k in keys if k.startswith("mos:")]
+    ab = [k for k in keys if k.startswith("ab:")]
+    if not mos:
+        return ab
+    want = round(len(mos) * ab_share / (1.0 - ab_share))
+    if want == 0 or not ab:
+        return mos
+    rng = random.Random(seed)
+    picked = []
+    while len(picked) < want:  # without replacement first, cycling if more are needed
+        pool = list(ab)
+        rng.shuffle(pool)
+        picked += pool[: want - len(picked)]
+    return mos + picked
+
+
+def sft_examples(items: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
+                 variants: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """One example per (item, variant); repeated keys (from :func:`mix_tasks`) get ``#r<k>``."""
+    out: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = {}
+    for key in keys:
+        item = items[key]
+        rep = seen.get(key, 0)
+        seen[key] = rep + 1
+        for variant, text in sorted(item["responses"].items()):
+            if variants is not None and variant not in variants:
+                continue
+            ex_id = f"{key}#{variant}" + (f"#r{rep}" if rep else "")
+            out[ex_id] = {**_common(item), "variant": variant, "response": text}
+    return out
+
+
+def eval_items(items: Mapping[str, Mapping[str, Any]], reference_variant: str = "default"
+               ) -> dict[str, dict[str, Any]]:
+    """One evaluation item per clip / pair; ``response`` is the reference expert text."""
+    out = {}
+    for key, item in sorted(items.items()):
+        responses = item["responses"]
+        ref = responses.get(reference_variant) or responses[sorted(responses)[0]]
+        out[key] = {**_common(item), "response": ref}
+    return out
+
+
+def _common(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {"task": item["task"], "item_id": item["item_id"], "wavs": list(item["wavs"]),
+            "duration": item["duration"], "instruction": item["instruction"],
+            "prompt": item["prompt"],
+            "mos": item["mos"] if item["mos"] is not None else -1.0,
+            "winner": item["winner"] or ""}
+
+
+def write_examples(path: str | Path, examples: Mapping[str, Any]) -> Path:
+    """Write an example manifest atomically (SpeechBrain JSON layout)."""
+    path = Path(path)
+    write_json_atomic(path, dict(examples))
+    return path
+
+
+def load_waveform(path: str, sample_rate: int) -> torch.Tensor:
+    """A mono float waveform at ``sample_rate`` (soundfile reads; torchaudio resamples)."""
+    import soundfile as sf
+    import torchaudio
+
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for unreadable files
+        raise ValueError(f"cannot read audio {path}: {err}") from None
+    wav = torch.from_numpy(data.T.copy()).mean(0)
+    if wav.numel() == 0:
+        raise ValueError(f"empty audio file: {path}")
+    if not torch.isfinite(wav).all():
+        raise ValueError(f"audio contains non-finite samples: {path}")
+    if sr != sample_rate:
+        wav = torchaudio.functional.resample(wav, sr, sample_rate)
+    return wav
+
+
+def make_dataset(manifest: str | Path, sample_rate: int = 16000,
+                 extra_keys: Sequence[str] = ()) -> Any:
+    """A ``DynamicItemDataset`` over an example manifest providing ``audio`` and the fields."""
+    import speechbrain as sb
+
+    with open(manifest, encoding="utf-8") as f:
+        entries = json.load(f)
+    # Not DynamicItemDataset.from_json: it str.format()s every value, and texts may hold braces.
+    data = sb.dataio.dataset.DynamicItemDataset(entries)
+
+    @sb.utils.data_pipeline.takes("wavs")
+    @sb.utils.data_pipeline.provides("audio")
+    def audio_pipeline(wavs: list[str]) -> list[torch.Tensor]:
+        return [load_waveform(w, sample_rate) for w in wavs]
+
+    data.add_dynamic_item(audio_pipeline)
+    keys = ["id", "task", "audio", "instruction", "prompt", "response", "mos", "winner",
+            *extra_keys]
+    first = next(iter(entries.values()), {})
+    data.set_output_keys([k for k in keys if k in ("id", "audio") or k in first])
+    return data
+
+
+class ExampleBatch:
+    """A batch of examples kept as per-key lists (the processor pads the audio LLM's inputs)."""
+
+    def __init__(self, examples: Sequence[Mapping[str, Any]]) -> None:
+        if not examples:
+            raise ValueError("empty batch")
+        self._keys = list(examples[0].keys())
+        for key in self._keys:
+            setattr(self, key, [ex[key] for ex in examples])
+
+    def __len__(self) -> int:
+        return len(getattr(self, self._keys[0]))
+
+    def to(self, device: Any) -> ExampleBatch:
+        """Inputs move to the device in :meth:`AudioLLM.prepare_batch`; nothing to do here."""
+        return self
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+
+def collate_examples(examples: Sequence[Mapping[str, Any]]) -> ExampleBatch:
+    """``collate_fn`` for the SpeechBrain dataloaders of this package."""
+    return ExampleBatch(examples)
