@@ -35,6 +35,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "safetensors>=0.4",
+        "accelerate>=1.0",  # device_map="auto" for large expert LLMs
     ],
     extras_require={"dev": ["pytest>=7", "ruff>=0.5"]},
 )

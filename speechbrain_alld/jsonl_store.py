@@ -8,6 +8,7 @@ ignored, so an interrupted run resumes without losing or repeating a finished it
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterable
@@ -30,6 +31,14 @@ class JsonlStore:
             self._load()
 
     def _load(self) -> None:
+        with open(self.path, "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # never trim a line another writer is writing
+            try:
+                self._load_locked()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load_locked(self) -> None:
         with open(self.path, "rb") as f:
             data = f.read()
         complete = data[: data.rfind(b"\n") + 1]
@@ -66,8 +75,12 @@ class JsonlStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
         for entry in entries:
             self.entries[entry["key"]] = entry

@@ -31,15 +31,19 @@ def sequence_logprobs(
     if logits.shape[:2] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
                          "disagree on batch/time")
-    logits = logits[:, :-1, :]
     targets = labels[:, 1:]
     mask = targets != ignore_index
-    safe = targets.masked_fill(~mask, 0)
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()  # log-softmax in half precision loses too much
-    logp = torch.log_softmax(logits, dim=-1)
-    token_logp = torch.gather(logp, 2, safe.unsqueeze(-1)).squeeze(-1)
-    return (token_logp * mask).sum(-1), mask.sum(-1)
+    # Only the response positions reach the (full-vocabulary) log-softmax: with audio tokens
+    # and long prompts they are a small share of the sequence.
+    rows, cols = mask.nonzero(as_tuple=True)
+    picked = logits[:, :-1, :][rows, cols]
+    if picked.dtype in (torch.float16, torch.bfloat16):
+        picked = picked.float()  # log-softmax in half precision loses too much
+    token_logp = torch.log_softmax(picked, dim=-1).gather(
+        1, targets[rows, cols].unsqueeze(-1)).squeeze(-1)
+    sums = torch.zeros(labels.shape[0], dtype=token_logp.dtype, device=token_logp.device)
+    sums = sums.index_add(0, rows, token_logp)
+    return sums, mask.sum(-1)
 
 
 def sft_loss(

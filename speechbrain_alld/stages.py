@@ -51,18 +51,48 @@ logger = get_logger(__name__)
 DONE = "done.json"
 
 
+class StageMismatchError(RuntimeError):
+    """A finished stage's output was made with other settings than the ones asked for now."""
+
+
 def _opts_hash(opts: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(opts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _done(folder: Path) -> dict[str, Any] | None:
+def _file_hash(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _done(folder: Path, opts_hash: str | None = None) -> dict[str, Any] | None:
+    """The stage's marker, or ``None``; a marker made with other settings is an error."""
     path = folder / DONE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    if opts_hash is not None and info.get("opts_hash") != opts_hash:
+        raise StageMismatchError(
+            f"{folder} was made with other settings or inputs than this run's. Reusing it "
+            "would mix experiments: use another output_folder, or delete that folder to "
+            "redo the stage (and the stages after it).")
+    return info
 
 
 def _mark_done(folder: Path, info: Mapping[str, Any]) -> None:
     if if_main_process():
         write_json_atomic(folder / DONE, dict(info))
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _shard_path(path: Path, rank: int, world: int) -> Path:
+    return path if world == 1 else path.with_name(f"{path.stem}.rank{rank}of{world}.jsonl")
 
 
 # ---------------------------------------------------------------------------- examples
@@ -88,7 +118,10 @@ def prepare_examples(
     ``test.json``: one evaluation item per clip / pair.
     """
     out = Path(out_folder)
-    opts = dict(descriptions=str(descriptions_folder), train=train_split, valid=valid_split,
+    described = sorted(Path(descriptions_folder).glob("*_mos.json")) + sorted(
+        Path(descriptions_folder).glob("*_ab.json"))
+    opts = dict(descriptions=_file_hash(*described) if described else str(descriptions_folder),
+                train=train_split, valid=valid_split,
                 test=test_split, tasks=list(tasks), warmup_fraction=warmup_fraction,
                 alld_items=alld_items, ab_share=ab_share, valid_max_items=valid_max_items,
                 seed=seed)
@@ -98,6 +131,7 @@ def prepare_examples(
     if done and done.get("opts_hash") == _opts_hash(opts) and all(
             p.is_file() for p in paths.values()):
         return paths
+    # Other settings: the examples are rebuilt, and the later stages' hashes will differ.
     if alld_items not in ("rest", "all"):
         raise ValueError(f"alld_items must be 'rest' or 'all', got {alld_items!r}")
     train = load_descriptions(descriptions_folder, train_split, tasks)
@@ -191,7 +225,13 @@ def init_tiny_models(
     """
     out = Path(out_folder)
     paths = {"policy": out / "policy_init", "expert": out / "expert"}
-    if _done(out) is not None:
+    opts_hash = _opts_hash(dict(
+        descriptions=_file_hash(*(Path(descriptions_folder) / f"{train_split}_{t}.json"
+                                  for t in tasks)),
+        vocab_size=vocab_size, window_seconds=window_seconds, policy_config=policy_config,
+        expert_config=expert_config, expert_steps=expert_steps, expert_batch_size=expert_batch_size,
+        expert_lr=expert_lr, seed=seed))
+    if _done(out, opts_hash) is not None:
         return paths
     items = load_descriptions(descriptions_folder, train_split, tasks)
     texts = [it["prompt"] for it in items.values()] + [it["instruction"] for it in items.values()]
@@ -208,8 +248,8 @@ def init_tiny_models(
                                progress=progress)
     reference.model.save_pretrained(paths["expert"])
     tokenizer.save_pretrained(paths["expert"])
-    _mark_done(out, {"expert_loss_first": losses[0], "expert_loss_last": losses[-1],
-                     "vocab_size": len(tokenizer)})
+    _mark_done(out, {"opts_hash": opts_hash, "expert_loss_first": losses[0],
+                     "expert_loss_last": losses[-1], "vocab_size": len(tokenizer)})
     logger.info("Tiny expert LM trained: loss %.3f -> %.3f", losses[0], losses[-1])
     return paths
 
@@ -228,40 +268,76 @@ def sample_rejected(
     sample_rate: int = 16000,
     seed: int = 0,
     progress: bool = True,
-) -> dict[str, list[str]]:
-    """Sample ``n_samples`` responses y_a per item from the (SFT) policy; resumable."""
+) -> dict[str, dict[str, Any]]:
+    """Sample ``n_samples`` responses y_a per item from the (SFT) policy; resumable.
+
+    Under DDP each process samples its share of the items into its own store; the returned
+    mapping (``{key: {"samples": [...], "finished": [...]}}``) holds every item once all are
+    done. ``finished`` is False for a sample cut off by ``max_new_tokens``.
+    """
     from speechbrain_alld.dataset import load_waveform
 
-    store = JsonlStore(store_path)
-    todo = [k for k in items if k not in store]
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="sample y_a",
-               disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        keys = todo[start:start + batch_size]
-        torch.manual_seed(seed + start)
-        audios = [[load_waveform(w, sample_rate) for w in items[k]["wavs"]] for k in keys]
-        texts = policy.generate(audios, [items[k]["instruction"] for k in keys],
-                                max_new_tokens=max_new_tokens, do_sample=True,
-                                temperature=temperature, top_p=top_p,
-                                num_return_sequences=n_samples)
-        store.add({"key": k, "samples": texts[i * n_samples:(i + 1) * n_samples]}
-                  for i, k in enumerate(keys))
-        bar.update(len(keys))
+    rank, world = _rank_world()
+    store = JsonlStore(_shard_path(Path(store_path), rank, world))
+    mine = [k for i, k in enumerate(sorted(items)) if i % world == rank]
+    todo = [k for k in mine if k not in store]
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="sample y_a",
+               disable=not progress or rank != 0)
+    with torch.random.fork_rng(devices=[]):  # leave the training RNG streams untouched
+        for start in range(0, len(todo), batch_size):
+            keys = todo[start:start + batch_size]
+            # The seed depends on the batch's items, so a resumed run samples them alike.
+            torch.manual_seed(int(_opts_hash({"seed": seed, "keys": keys})[:8], 16))
+            audios = [[load_waveform(w, sample_rate) for w in items[k]["wavs"]] for k in keys]
+            texts, finished = policy.generate(
+                audios, [items[k]["instruction"] for k in keys], max_new_tokens=max_new_tokens,
+                do_sample=True, temperature=temperature, top_p=top_p,
+                num_return_sequences=n_samples, return_finished=True)
+            store.add({"key": k, "samples": texts[i * n_samples:(i + 1) * n_samples],
+                       "finished": finished[i * n_samples:(i + 1) * n_samples]}
+                      for i, k in enumerate(keys))
+            bar.update(len(keys))
     bar.close()
-    return {k: store.get(k)["samples"] for k in items}
+    return _gather_stores(Path(store_path), items)
+
+
+def _gather_stores(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Wait for every process, then read all shards of a store."""
+    sb.utils.distributed.ddp_barrier()
+    rank, world = _rank_world()
+    merged: dict[str, Any] = {}
+    for r in range(world):
+        merged.update(JsonlStore(_shard_path(path, r, world)).entries)
+    missing = [k for k in keys if k not in merged]
+    if missing:
+        raise RuntimeError(f"{len(missing)} item(s) missing from {path} after every process "
+                           f"finished, e.g. {missing[:3]}")
+    return {k: merged[k] for k in keys}
 
 
 def alld_examples(
-    items: Mapping[str, Mapping[str, Any]], rejected: Mapping[str, Sequence[str]],
+    items: Mapping[str, Mapping[str, Any]], rejected: Mapping[str, Mapping[str, Any]],
     chosen: str = "cycle",
+    keep_truncated: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """One ALLD example per (item, sampled y_a); the chosen y_t cycles through the variants."""
+    """One ALLD example per (item, finished y_a); the chosen y_t cycles through the variants.
+
+    Samples cut off by ``max_new_tokens`` are left out (their end-of-turn token, which the
+    scores include, was never generated) and counted in the log, unless ``keep_truncated``
+    (debug runs, which only exercise the code).
+    """
     if chosen not in ("cycle", "all"):
         raise ValueError(f"chosen must be 'cycle' or 'all', got {chosen!r}")
     out = {}
+    n_cut = 0
     for n_item, (key, item) in enumerate(sorted(items.items())):
         variants = sorted(item["responses"])
-        for j, y_a in enumerate(rejected[key]):
+        entry = rejected[key]
+        for j, (y_a, done) in enumerate(zip(entry["samples"], entry["finished"])):
+            if not done:
+                n_cut += 1
+                if not keep_truncated:
+                    continue
             picks = variants if chosen == "all" else [variants[(n_item + j) % len(variants)]]
             for variant in picks:
                 out[f"{key}#{variant}#y{j}"] = {
@@ -271,7 +347,14 @@ def alld_examples(
                     "rejected": y_a, "mos": item["mos"] if item["mos"] is not None else -1.0,
                     "winner": item["winner"] or "",
                 }
+    if n_cut:
+        logger.warning("%d sampled y_a hit max_new_tokens%s.", n_cut,
+                       "" if keep_truncated else " and are not used for ALLD")
     return out
+
+
+def _example_hash(example: Mapping[str, Any]) -> str:
+    return _opts_hash({k: example[k] for k in ("prompt", "chosen", "rejected")})[:16]
 
 
 def score_reference(
@@ -281,26 +364,43 @@ def score_reference(
     *,
     batch_size: int = 8,
     progress: bool = True,
-) -> dict[str, dict[str, float]]:
-    """log pi_ref(y_t|x_t) and log pi_ref(y_a|x_t) for every example; resumable."""
-    store = JsonlStore(store_path)
-    todo = [k for k in examples if k not in store]
-    bar = tqdm(total=len(examples), initial=len(examples) - len(todo), desc="reference log-probs",
-               disable=not progress)
+) -> dict[str, dict[str, Any]]:
+    """log pi_ref(y_t|x_t) and log pi_ref(y_a|x_t) for every example; resumable.
+
+    Each stored score carries a hash of (prompt, chosen, rejected): a stored score for other
+    texts is recomputed. Under DDP the examples are shared out between the processes.
+    """
+    rank, world = _rank_world()
+    store = JsonlStore(_shard_path(Path(store_path), rank, world))
+    mine = [k for i, k in enumerate(sorted(examples)) if i % world == rank]
+    todo = [k for k in mine
+            if k not in store or store.get(k).get("texts") != _example_hash(examples[k])]
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="reference log-probs",
+               disable=not progress or rank != 0)
     for start in range(0, len(todo), batch_size):
         keys = todo[start:start + batch_size]
         prompts = [examples[k]["prompt"] for k in keys]
         rc, nc = reference.logprobs(prompts, [examples[k]["chosen"] for k in keys])
         rr, nr = reference.logprobs(prompts, [examples[k]["rejected"] for k in keys])
-        store.add({"key": k, "ref_chosen": float(rc[i]), "ref_rejected": float(rr[i]),
+        store.add({"key": k, "texts": _example_hash(examples[k]),
+                   "ref_chosen": float(rc[i]), "ref_rejected": float(rr[i]),
                    "chosen_len": int(nc[i]), "rejected_len": int(nr[i])}
                   for i, k in enumerate(keys))
         bar.update(len(keys))
     bar.close()
-    return {k: store.get(k) for k in examples}
+    return _gather_stores(Path(store_path), examples)
 
 
 # ---------------------------------------------------------------------------- Brain stages
+def _brain_option(name: str, hparams: Mapping[str, Any], run_opts: Mapping[str, Any],
+                  default: Any) -> Any:
+    """The value SpeechBrain's Brain uses: command line, else hparams, else ``default``."""
+    if name in getattr(run_opts, "overridden_args", ()) or (
+            isinstance(run_opts, dict) and name in run_opts):
+        return run_opts.get(name)
+    return hparams.get(name, default)
+
+
 def _loader_opts(batch_size: int, shuffle: bool, num_workers: int = 0) -> dict[str, Any]:
     return {"batch_size": batch_size, "shuffle": shuffle, "num_workers": num_workers,
             "collate_fn": collate_examples}
@@ -329,7 +429,7 @@ def run_brain_stage(
     counter = sb.utils.epoch_loop.EpochCounter(limit=epochs)
     checkpointer = sb.utils.checkpoints.Checkpointer(
         folder / "checkpoints", recoverables={"policy": policy, "counter": counter})
-    grad_accum = int(run_opts.get("grad_accumulation_factor", 1) or 1)
+    grad_accum = int(_brain_option("grad_accumulation_factor", hparams, run_opts, 1))
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     steps_per_epoch = math.ceil(len(train) / world / batch_size / grad_accum)
     total = steps_per_epoch * epochs
@@ -376,11 +476,50 @@ def build_policy(source: str | Path, hparams: Mapping[str, Any]) -> AudioLLM:
                                     **dict(hparams.get("policy_kwargs", {})))
 
 
+def _claim(folder: Path, name: str, opts_hash: str) -> None:
+    """Tie a resumable store to the settings that fill it (an error if they changed)."""
+    meta = folder / f"{name}.meta.json"
+    if meta.is_file():
+        if json.loads(meta.read_text()).get("opts_hash") != opts_hash:
+            raise StageMismatchError(
+                f"{folder / name} was started with other settings; use another output_folder "
+                "or delete it to start again")
+    elif if_main_process():
+        write_json_atomic(meta, {"opts_hash": opts_hash})
+    sb.utils.distributed.ddp_barrier()
+
+
+def _source_fingerprint(source: str | Path) -> str:
+    """A model folder's identity (config and weight files' sizes and times), or the hub id."""
+    folder = Path(str(source))
+    if not folder.is_dir():
+        return str(source)
+    parts = [str(folder.resolve())]
+    for f in sorted(folder.iterdir()):
+        if f.is_file():
+            stat = f.stat()
+            parts.append(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return _opts_hash({"files": parts})
+
+
+def _keys(hparams: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {n: hparams.get(n) for n in names}
+
+
+SFT_KEYS = ("policy_source", "policy_dtype", "policy_kwargs", "sft_epochs", "sft_lr",
+            "batch_size", "weight_decay", "warmup_ratio", "sft_warmup_steps", "seed")
+SAMPLE_KEYS = ("n_rejected", "rejected_temperature", "rejected_top_p", "max_new_tokens", "seed")
+ALLD_KEYS = ("policy_kwargs", "expert_source", "expert_dtype", "alld_chosen", "live_reference",
+             "alld_epochs", "alld_lr", "alld_batch_size", "beta", "label_smoothing",
+             "length_normalize", "alpha", "weight_decay", "warmup_ratio", "alld_warmup_steps")
+
+
 def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[str, Any]:
     """SFT warm-up -> sample y_a -> reference log-probs -> ALLD -> test, skipping done stages.
 
     Expects in ``hparams``: ``descriptions_folder``, ``save_folder``, ``policy_source``,
-    ``expert_source``, split names, the stage settings (see ``hparams/alld.yaml``).
+    ``expert_source``, split names, the stage settings (see ``hparams/alld.yaml``). A stage
+    whose output was made with other settings raises :class:`StageMismatchError`.
     """
     save = Path(hparams["save_folder"])
     progress = not run_opts.get("noprogressbar", False)
@@ -401,26 +540,35 @@ def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[s
                                     ab_share=hparams.get("ab_share"),
                                     valid_max_items=hparams.get("valid_max_items"),
                                     seed=hparams.get("seed", 0)))
+    data_hash = _done(save / "data")["opts_hash"]
     results: dict[str, Any] = {}
 
     # 1. SFT warm-up (skipped when an SFT model is given or already trained).
     sft_dir = save / "sft"
-    sft_model = Path(hparams.get("sft_model") or sft_dir / "model")
-    if hparams.get("sft_model") is None and _done(sft_dir) is None:
-        policy = build_policy(hparams["policy_source"], hparams)
-        brain = run_brain_stage("sft", policy, hparams, run_opts, paths["sft_train"],
-                                paths["sft_valid"], paths["test"] if hparams.get(
-                                    "test_after_sft", True) else None, sft_dir,
-                                epochs=hparams["sft_epochs"], lr=hparams["sft_lr"],
-                                batch_size=hparams["batch_size"])
-        if if_main_process():
-            policy.save_pretrained(sft_model, merge=hparams.get("save_merged", True))
-        results["sft_test"] = getattr(brain, "test_stats", None)
-        _mark_done(sft_dir, {"model": str(sft_model), "test": results["sft_test"]})
-        sb.utils.distributed.ddp_barrier()
+    if hparams.get("sft_model") is not None:
+        sft_model = Path(hparams["sft_model"])
+        sft_hash = _opts_hash({"sft_model": str(sft_model)})
     else:
-        results["sft_test"] = (_done(sft_dir) or {}).get("test")
-
+        sft_model = sft_dir / "model"
+        sft_hash = _opts_hash({"data": data_hash, **_keys(hparams, SFT_KEYS),
+                               "policy_source": _source_fingerprint(hparams["policy_source"])})
+        done = _done(sft_dir, sft_hash)
+        if done is None:
+            policy = build_policy(hparams["policy_source"], hparams)
+            test = paths["test"] if hparams.get("test_after_sft", True) else None
+            brain = run_brain_stage("sft", policy, hparams, run_opts, paths["sft_train"],
+                                    paths["sft_valid"], test, sft_dir,
+                                    epochs=hparams["sft_epochs"], lr=hparams["sft_lr"],
+                                    batch_size=hparams["batch_size"])
+            if if_main_process():
+                policy.save_pretrained(sft_model, merge=hparams.get("save_merged", True))
+            results["sft_test"] = getattr(brain, "test_stats", None)
+            _mark_done(sft_dir, {"opts_hash": sft_hash, "model": str(sft_model),
+                                 "test": results["sft_test"]})
+            sb.utils.distributed.ddp_barrier()
+            del policy, brain
+        else:
+            results["sft_test"] = done.get("test")
     if hparams.get("stop_after_sft", False):
         return results
 
@@ -433,51 +581,65 @@ def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[s
     if not items:
         raise ValueError("no items left for ALLD: warmup_fraction=1 with alld_items='rest' "
                          "uses every item for the warm-up; set alld_items: all")
-    if _done(alld_dir) is None:
-        sft_policy = build_policy(sft_model, {**hparams, "policy_kwargs": {
-            **dict(hparams.get("policy_kwargs", {})), "finetune": "frozen",
-            "train_projector": False}})
-        sft_policy.to(_device(run_opts)).eval()
-        rejected = run_on_main(sample_rejected, args=[sft_policy, items,
-                                                      alld_dir / "rejected.jsonl"],
-                               kwargs=dict(n_samples=hparams.get("n_rejected", 1),
-                                           temperature=hparams.get("rejected_temperature", 1.0),
-                                           top_p=hparams.get("rejected_top_p", 0.95),
-                                           max_new_tokens=hparams["max_new_tokens"],
-                                           batch_size=hparams.get("eval_batch_size", 8),
-                                           seed=hparams.get("seed", 0), progress=progress))
-        del sft_policy
-        examples = alld_examples(items, rejected, hparams.get("alld_chosen", "cycle"))
+    sample_hash = _opts_hash({"sft": sft_hash, **_keys(hparams, SAMPLE_KEYS)})
+    alld_hash = _opts_hash({"sample": sample_hash, **_keys(hparams, ALLD_KEYS),
+                            "expert_source": _source_fingerprint(hparams["expert_source"])})
+    done = _done(alld_dir, alld_hash)
+    if done is not None:
+        results["alld_test"] = done.get("test")
+        return results
+    run_on_main(alld_dir.mkdir, kwargs={"parents": True, "exist_ok": True})
+    _claim(alld_dir, "rejected.jsonl", sample_hash)
+    sft_policy = build_policy(sft_model, {**hparams, "policy_kwargs": {
+        **dict(hparams.get("policy_kwargs", {})), "finetune": "frozen",
+        "train_projector": False}})
+    sft_policy.to(_device(run_opts)).eval()
+    rejected = sample_rejected(sft_policy, items, alld_dir / "rejected.jsonl",
+                               n_samples=hparams.get("n_rejected", 1),
+                               temperature=hparams.get("rejected_temperature", 1.0),
+                               top_p=hparams.get("rejected_top_p", 0.95),
+                               max_new_tokens=hparams["max_new_tokens"],
+                               batch_size=hparams.get("eval_batch_size", 8),
+                               sample_rate=sft_policy.sampling_rate,
+                               seed=hparams.get("seed", 0), progress=progress)
+    del sft_policy
+    examples = alld_examples(items, rejected, hparams.get("alld_chosen", "cycle"),
+                             keep_truncated=debug)
+    if not examples:
+        raise ValueError("every sampled y_a hit max_new_tokens: raise max_new_tokens")
 
-        # 3. Reference log-probs, once, before ALLD (unless computed live).
-        live = bool(hparams.get("live_reference", False))
-        reference = ExpertReference.from_pretrained(
-            hparams["expert_source"], dtype=hparams.get("expert_dtype", "auto"),
-            device=_device(run_opts))
-        policy = build_policy(sft_model, hparams)
-        check_same_tokenizer(policy.tokenizer, reference.tokenizer)
-        if not live:
-            scores = run_on_main(score_reference, args=[reference, examples,
-                                                        alld_dir / "reference.jsonl"],
-                                 kwargs=dict(batch_size=hparams.get("eval_batch_size", 8),
-                                             progress=progress))
-            for key, ex in examples.items():
-                ex["ref_chosen"] = scores[key]["ref_chosen"]
-                ex["ref_rejected"] = scores[key]["ref_rejected"]
-            reference = None  # training holds only the policy
-        train_manifest = write_examples(alld_dir / "alld_train.json", examples)
+    # 3. Reference log-probs, once, before ALLD (unless computed live).
+    live = bool(hparams.get("live_reference", False))
+    reference = ExpertReference.from_pretrained(
+        hparams["expert_source"], dtype=hparams.get("expert_dtype", "auto"),
+        device=_device(run_opts))
+    policy = build_policy(sft_model, hparams)
+    check_same_tokenizer(policy.tokenizer, reference.tokenizer)
+    if not live:
+        _claim(alld_dir, "reference.jsonl", _opts_hash({
+            "expert_source": _source_fingerprint(hparams["expert_source"]),
+            "expert_dtype": hparams.get("expert_dtype")}))
+        scores = score_reference(reference, examples, alld_dir / "reference.jsonl",
+                                 batch_size=hparams.get("eval_batch_size", 8),
+                                 progress=progress)
+        for key, ex in examples.items():
+            ex["ref_chosen"] = scores[key]["ref_chosen"]
+            ex["ref_rejected"] = scores[key]["ref_rejected"]
+        reference = None  # training holds only the policy
+    train_manifest = alld_dir / "alld_train.json"
+    run_on_main(write_examples, args=[train_manifest, examples])
 
-        # 4. ALLD, then test.
-        extra = ("chosen", "rejected") + (() if live else ("ref_chosen", "ref_rejected"))
-        brain = run_brain_stage("alld", policy, hparams, run_opts, train_manifest,
-                                paths["valid"], paths["test"], alld_dir,
-                                epochs=hparams["alld_epochs"], lr=hparams["alld_lr"],
-                                batch_size=hparams["alld_batch_size"], extra_keys=extra,
-                                reference=reference)
-        if if_main_process():
-            policy.save_pretrained(alld_dir / "model", merge=hparams.get("save_merged", True))
-        results["alld_test"] = getattr(brain, "test_stats", None)
-        _mark_done(alld_dir, {"model": str(alld_dir / "model"), "test": results["alld_test"]})
-    else:
-        results["alld_test"] = _done(alld_dir).get("test")
+    # 4. ALLD, then test.
+    extra = ("chosen", "rejected") + (() if live else ("ref_chosen", "ref_rejected"))
+    brain = run_brain_stage("alld", policy, hparams, run_opts, train_manifest,
+                            paths["valid"], paths["test"], alld_dir,
+                            epochs=hparams["alld_epochs"], lr=hparams["alld_lr"],
+                            batch_size=hparams["alld_batch_size"], extra_keys=extra,
+                            reference=reference)
+    if if_main_process():
+        policy.save_pretrained(alld_dir / "model", merge=hparams.get("save_merged", True))
+    results["alld_test"] = getattr(brain, "test_stats", None)
+    _mark_done(alld_dir, {"opts_hash": alld_hash, "model": str(alld_dir / "model"),
+                          "test": results["alld_test"]})
+    sb.utils.distributed.ddp_barrier()
     return results

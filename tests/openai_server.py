@@ -14,12 +14,17 @@ import torch
 
 
 class TinyChatServer:
-    """Serve ``POST /v1/chat/completions`` with ``model``; the first ``fail_first`` calls 503."""
+    """Serve ``POST /v1/chat/completions`` with ``model``.
 
-    def __init__(self, model, tokenizer, fail_first: int = 0) -> None:
+    The first ``fail_first`` calls answer 503; a prompt holding ``reject_marker`` answers 400.
+    """
+
+    def __init__(self, model, tokenizer, fail_first: int = 0,
+                 reject_marker: str | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.fail_first = fail_first
+        self.reject_marker = reject_marker
         self.hits = 0
         self.payloads: list[dict] = []
         self._lock = threading.Lock()
@@ -51,6 +56,8 @@ class TinyChatServer:
                 except (ValueError, KeyError, TypeError):
                     return self._send(400, {"error": "bad request"})
                 server.payloads.append(body)
+                if server.reject_marker and server.reject_marker in messages[-1]["content"]:
+                    return self._send(400, {"error": "prompt too long"})
                 text = server.complete(messages, body)
                 return self._send(200, {"object": "chat.completion", "model": body.get("model"),
                                         "choices": [{"index": 0, "finish_reason": "stop",

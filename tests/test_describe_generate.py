@@ -310,3 +310,21 @@ def test_process_killed_mid_run_resumes_without_losing_or_repeating(tmp_path, ma
                           config, progress=False)
     assert (fresh / "train_mos.json").read_text() == (out / "train_mos.json").read_text()
     assert (fresh / "train_ab.json").read_text() == (out / "train_ab.json").read_text()
+
+
+def test_cached_texts_are_rechecked_against_this_runs_settings(tmp_path, manifest):
+    entries = load_rated_manifest(manifest)
+    generate_descriptions(entries, TemplateExpert(), tmp_path, "train", CONFIG, progress=False)
+    # A cached "accepted" text that this run's check refuses (as after tightening
+    # mos_tolerance) is generated again instead of being reused.
+    lines = [json.loads(x) for x in (tmp_path / CACHE_FILE).read_text().splitlines()]
+    victim = next(e for e in lines if e["task"] == "mos")
+    victim["text"] = victim["text"].rsplit("MOS", 1)[0] + "MOS: 4.9."
+    with open(tmp_path / CACHE_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(victim) + "\n")  # the later line wins on load
+    counting = Interrupting()
+    again = generate_descriptions(load_rated_manifest(manifest), counting, tmp_path, "train",
+                                  CONFIG, progress=False)
+    n_requests = 8 * 3 + 6 * 3
+    assert again.from_cache == n_requests - 1 and counting.texts == 1
+    assert again.accepted == n_requests

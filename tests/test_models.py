@@ -57,7 +57,7 @@ def test_prompt_tokens_and_padding_are_masked_and_logprobs_match_model_loss(toke
     logp, n = policy.sequence_logprobs(batch)
     assert n.tolist() == n_resp
     own = policy.model(**batch).loss  # transformers' own shifted cross-entropy
-    assert float(-logp.sum().detach() / n.sum()) == pytest.approx(float(own), rel=1e-5)
+    assert float(-logp.sum().detach() / n.sum()) == pytest.approx(float(own.detach()), rel=1e-5)
     assert float(policy.sft_loss(batch)) == pytest.approx(float(own), rel=1e-5)
 
 
@@ -161,3 +161,58 @@ def test_tokenizer_mismatch_is_refused(tokenizer):
     with pytest.raises(TokenizerMismatchError):
         ExpertReference(build_tiny_causal_lm(other), other, policy_tokenizer=tokenizer)
     check_same_tokenizer(tokenizer, tokenizer)  # the same tokenizer is accepted
+
+
+def test_save_pretrained_as_adapter_reloads_onto_its_base(tokenizer, tmp_path):
+    model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=2.0)
+    model.save_pretrained(tmp_path / "base")
+    processor.save_pretrained(tmp_path / "base")
+    policy = AudioLLM.from_pretrained(tmp_path / "base", finetune="lora", lora_r=4,
+                                      train_projector=True)
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if "lora_B" in name or "multi_modal_projector" in name:
+                p.normal_(0, 0.5)  # both the adapter and the trained projector matter
+    policy.eval()
+    batch = policy.prepare_batch([[_audio(1.0, 4)]], [INSTR], ["MOS: 2.2"])
+    want = policy.sequence_logprobs(batch)[0]
+    folder = policy.save_pretrained(tmp_path / "adapter", merge=False)
+    assert (folder / "adapter_config.json").is_file()
+    assert not (folder / "model.safetensors").exists()  # the adapter, plus the projector:
+    assert (folder / "extra_trainable.safetensors").is_file()
+    reloaded = AudioLLM.from_pretrained(folder, finetune="frozen")
+    got = reloaded.sequence_logprobs(reloaded.prepare_batch([[_audio(1.0, 4)]], [INSTR],
+                                                            ["MOS: 2.2"]))[0]
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_half_precision_model_keeps_fp32_trainable_weights(tokenizer):
+    model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=2.0)
+    policy = AudioLLM(model.to(torch.bfloat16), processor, finetune="lora", lora_r=4)
+    trainable = policy.trainable_parameters()
+    assert trainable and all(p.dtype == torch.float32 for p in trainable.values())
+    frozen = [p for p in policy.parameters() if not p.requires_grad]
+    assert all(p.dtype == torch.bfloat16 for p in frozen)
+    assert policy.compute_dtype == torch.bfloat16
+    batch = policy.prepare_batch([[_audio(1.0, 2)]], [INSTR], ["MOS: 3.0"])
+    name, weight = next((n, p) for n, p in trainable.items() if "multi_modal_projector" in n)
+    before = weight.detach().clone()
+    opt = torch.optim.AdamW(trainable.values(), lr=1e-5)
+    policy.sft_loss(batch).backward()
+    opt.step()
+    # An update of ~1e-5 survives in fp32; in bf16 it would round away for most weights.
+    assert (weight.detach() != before).float().mean() > 0.9, name
+    assert len(policy.generate([[_audio(1.0, 2)]], [INSTR], max_new_tokens=4)) == 1
+
+
+def test_several_samples_per_example_keep_each_pairs_own_audio(tokenizer):
+    policy = _policy(tokenizer, finetune="frozen")
+    pairs = [[_audio(0.5, 1), _audio(1.5, 2)], [_audio(1.0, 3), _audio(0.8, 4)]]
+    instr = ["A/B test between <audio> and <audio>"] * 2
+    torch.manual_seed(0)
+    texts, finished = policy.generate(pairs, instr, max_new_tokens=5, num_return_sequences=3,
+                                      return_finished=True)
+    assert len(texts) == 6 and len(finished) == 6
+    greedy = policy.generate(pairs, instr, max_new_tokens=5, num_return_sequences=2)
+    alone = [policy.generate([p], [instr[0]], max_new_tokens=5)[0] for p in pairs]
+    assert greedy == [alone[0], alone[0], alone[1], alone[1]]

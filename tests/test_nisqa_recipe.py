@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_nisqa_alld_recipe_with_tiny_stand_ins(tmp_path):
     rows = {s: [make_row(s, i, mos=f"{1.2 + 0.4 * i:.2f}") for i in range(n)]
-            for s, n in (("NISQA_TRAIN_SIM", 10), ("NISQA_VAL_SIM", 4))}
+            for s, n in (("NISQA_TRAIN_SIM", 10), ("NISQA_VAL_LIVE", 3), ("NISQA_VAL_SIM", 4))}
     root = build_corpus(tmp_path / "NISQA_Corpus", rows)
     manifests = prepare_corpus("nisqa", root, tmp_path / "m", list(rows))
     descriptions = tmp_path / "descriptions"
@@ -31,9 +31,12 @@ def test_nisqa_alld_recipe_with_tiny_stand_ins(tmp_path):
                             expert_config={"hidden_size": 32, "num_layers": 1},
                             expert_steps=3, progress=False)
     out = tmp_path / "exp"
+    # The recipe makes its own descriptive corpus (run_describe) with the template expert.
     cmd = [sys.executable, str(REPO / "recipes/NISQA/ALLD/train.py"),
            str(REPO / "recipes/NISQA/ALLD/hparams/alld.yaml"), f"--data_folder={root}",
-           f"--output_folder={out}", f"--descriptions_folder={descriptions}",
+           f"--output_folder={out}", f"--descriptions_folder={out / 'descriptions'}",
+           "--run_describe=True",
+           "--expert_writer=!name:speechbrain_alld.describe.template_expert.TemplateExpert",
            f"--policy_source={tiny['policy']}", f"--expert_source={tiny['expert']}",
            "--policy_dtype=fp32", "--expert_dtype=fp32", "--batch_size=4",
            "--alld_batch_size=2", "--eval_batch_size=4", "--max_new_tokens=4",
@@ -44,6 +47,7 @@ def test_nisqa_alld_recipe_with_tiny_stand_ins(tmp_path):
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     save = out / "save"
+    assert (out / "descriptions" / "NISQA_TRAIN_SIM_mos.json").is_file()
     assert json.loads((save / "sft" / "done.json").read_text())["test"]["mos_n"] == 4
     assert (save / "alld" / "model" / "adapter_config.json").exists() is False  # merged
     assert (save / "alld" / "model" / "model.safetensors").is_file()
@@ -57,7 +61,8 @@ def test_nisqa_alld_recipe_with_tiny_stand_ins(tmp_path):
 
 def test_nisqa_recipe_refuses_missing_descriptions(tmp_path):
     root = build_corpus(tmp_path / "NISQA_Corpus", {
-        s: [make_row(s, i) for i in range(3)] for s in ("NISQA_TRAIN_SIM", "NISQA_VAL_SIM")})
+        s: [make_row(s, i) for i in range(3)]
+        for s in ("NISQA_TRAIN_SIM", "NISQA_VAL_LIVE", "NISQA_VAL_SIM")})
     cmd = [sys.executable, str(REPO / "recipes/NISQA/ALLD/train.py"),
            str(REPO / "recipes/NISQA/ALLD/hparams/alld.yaml"), f"--data_folder={root}",
            f"--output_folder={tmp_path / 'exp'}", f"--descriptions_folder={tmp_path / 'none'}"]

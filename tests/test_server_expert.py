@@ -56,8 +56,9 @@ def test_sampling_settings_and_seed_reach_the_server(tiny_lm):
         expert = OpenAIChatExpert(server.base_url, "tiny", concurrency=1)
         first = expert.generate(_requests(PAPER_VARIANTS[4]))
         again = expert.generate(_requests(PAPER_VARIANTS[4]))
-        sent = server.payloads[0]
-    assert (sent["temperature"], sent["top_p"], sent["seed"]) == (1.1, 0.95, 11)
+        sent = server.payloads[:3]
+    assert {(p["temperature"], p["top_p"]) for p in sent} == {(1.1, 0.95)}
+    assert len({p["seed"] for p in sent}) == 3  # one seed per item, not one per variant
     assert first == again  # seeded sampling is reproducible end to end
 
 
@@ -105,6 +106,15 @@ def test_description_run_through_the_server_caches_and_resumes(tiny_lm, tmp_path
         assert server.hits == hits and again.from_cache == n_requests
     stored = json.loads((tmp_path / "out" / "train_summary.json").read_text())
     assert stored["n_rejected"] == n_requests
+
+
+def test_an_unusable_request_empties_only_its_own_text(tiny_lm):
+    model, tokenizer = tiny_lm
+    reqs = _requests(PAPER_VARIANTS[4])  # sampled: the tiny model writes non-empty texts
+    reqs[1] = replace(reqs[1], prompt="TOO LONG " + reqs[1].prompt)
+    with TinyChatServer(model, tokenizer, reject_marker="TOO LONG") as server:
+        texts = OpenAIChatExpert(server.base_url, "tiny", concurrency=1).generate(reqs)
+    assert texts[1] == "" and texts[0] != "" and texts[2] != ""
 
 
 def test_bad_arguments():

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import speechbrain as sb
 import torch
 from safetensors.torch import load_file
 
@@ -24,12 +25,12 @@ TINY = ["--train_size=16", "--valid_size=6", "--test_size=6", "--num_workers=1",
         "--tiny_policy={audio_dim: 32, audio_layers: 1, text_dim: 32, text_layers: 1}",
         "--tiny_expert={hidden_size: 32, num_layers: 1}", "--expert_steps=5",
         "--sft_epochs=1", "--alld_epochs=1", "--batch_size=4", "--alld_batch_size=4",
-        "--eval_batch_size=8", "--max_new_tokens=6", "--noprogressbar"]
+        "--eval_batch_size=8", "--max_new_tokens=20", "--noprogressbar"]
 
 
 def _run(args, cwd, launcher=(), timeout=900):
-    cmd = [*launcher, str(RECIPE), str(HPARAMS), *TINY, *args] if launcher else \
-        [sys.executable, str(RECIPE), str(HPARAMS), *TINY, *args]
+    merged = {a.split("=", 1)[0]: a for a in [*TINY, *args]}  # a later --key=value wins
+    cmd = [*(launcher or [sys.executable]), str(RECIPE), str(HPARAMS), *merged.values()]
     proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, (proc.stdout[-2000:] + proc.stderr[-4000:])
@@ -52,10 +53,12 @@ def test_every_stage_writes_its_outputs(full_run):
         assert (save / stage / "done.json").is_file(), stage
     assert "sft_test:" in proc.stdout and "alld_test:" in proc.stdout
     items = json.loads((save / "data" / "alld_items.json").read_text())
-    rejected = (save / "alld" / "rejected.jsonl").read_text().splitlines()
+    rejected = [json.loads(x) for x in (save / "alld" / "rejected.jsonl").read_text().splitlines()]
     assert len(rejected) == len(items) > 0
+    finished = sum(sum(r["finished"]) for r in rejected)
     examples = json.loads((save / "alld" / "alld_train.json").read_text())
-    assert len(examples) == len(items)  # one y_a per item, chosen cycling through variants
+    # One example per finished y_a (cut-off samples are left out), chosen cycling variants.
+    assert len(examples) == finished > 0
     assert len((save / "alld" / "reference.jsonl").read_text().splitlines()) == len(examples)
     n_pairs = len(json.loads((out / "descriptions" / "NISQA_TEST_SIM_ab.json").read_text()))
     assert n_pairs >= 3
@@ -203,12 +206,19 @@ def test_ddp_two_processes_gloo(full_run, tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                 "--master_port=29531"]
     proc = _run([f"--output_folder={tmp_path / 'ddp'}", f"--corpus_folder={root / 'corpus'}",
-                 "--distributed_backend=gloo", "--stop_after_sft=True"], tmp_path,
+                 "--distributed_backend=gloo", "--max_new_tokens=40"], tmp_path,
                 launcher=launcher)
-    assert (tmp_path / "ddp" / "save" / "sft" / "done.json").is_file()
-    assert (tmp_path / "ddp" / "save" / "sft" / "model" / "model.safetensors").is_file()
-    log = (tmp_path / "ddp" / "save" / "sft" / "log.txt").read_text()
-    assert "epoch: 1" in log and proc.returncode == 0
+    save = tmp_path / "ddp" / "save"
+    for stage in ("sft", "alld"):
+        assert (save / stage / "done.json").is_file()
+        assert (save / stage / "model" / "model.safetensors").is_file()
+        assert "epoch: 1" in (save / stage / "log.txt").read_text()
+    # Each process sampled and scored its own share; together they cover every item once.
+    shards = sorted((save / "alld").glob("rejected.rank*of2.jsonl"))
+    keys = [json.loads(x)["key"] for p in shards for x in p.read_text().splitlines()]
+    items = json.loads((save / "data" / "alld_items.json").read_text())
+    assert len(shards) == 2 and sorted(keys) == sorted(items)
+    assert "alld_test:" in proc.stdout
 
 
 def test_bf16_precision_on_cpu(full_run, tmp_path):
@@ -226,3 +236,41 @@ def test_debug_mode_runs_every_stage_and_keeps_nothing(full_run, tmp_path):
     assert "alld_test:" in proc.stdout
     assert not (tmp_path / "dbg" / "save" / "sft").exists()
     assert not (tmp_path / "dbg" / "save" / "alld").exists()
+
+
+def test_live_reference_gives_the_same_alld_loss_as_precomputed(full_run):
+    from speechbrain_alld.brain import ALLDBrain
+    from speechbrain_alld.dataset import collate_examples, make_dataset
+
+    out, _, _ = full_run
+    save = out / "save"
+    data = make_dataset(save / "alld" / "alld_train.json", 16000,
+                        ("chosen", "rejected", "ref_chosen", "ref_rejected"))
+    batch = collate_examples([data[i] for i in range(min(3, len(data)))])
+    policy = AudioLLM.from_pretrained(save / "sft" / "model", dtype="fp32", finetune="full")
+    policy.eval()
+    reference = ExpertReference.from_pretrained(save / "tiny" / "expert", dtype="fp32")
+    losses = []
+    for ref in (None, reference):
+        brain = ALLDBrain(modules={"policy": policy},
+                          hparams={**_hparams(), "stage": "alld", "beta": 0.4,
+                                   "reference": ref},
+                          run_opts={"noprogressbar": True})
+        brain.on_stage_start(sb.Stage.TRAIN, 1)
+        with torch.no_grad():
+            predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
+            losses.append(float(brain.compute_objectives(predictions, batch, sb.Stage.TRAIN)))
+        assert brain._reward["n"] == len(batch)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_finished_stage_with_other_settings_is_refused(full_run):
+    out, root, _ = full_run
+    merged = {a.split("=", 1)[0]: a for a in [*TINY, f"--output_folder={out}",
+                                                f"--corpus_folder={root / 'corpus'}",
+                                                "--alld_lr=0.5"]}
+    proc = subprocess.run([sys.executable, str(RECIPE), str(HPARAMS), *merged.values()],
+                          cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr  # SpeechBrain logs the exception to stdout
+    assert "StageMismatchError" in text and "other settings" in text

@@ -59,6 +59,8 @@ class HFExpert(Expert):
     tokenizer: required with a model object; loaded from ``model`` otherwise.
     dtype: ``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"`` or a torch dtype.
     device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+    device_map: passed to ``from_pretrained`` (e.g. ``"auto"`` spreads a 70B model over the
+        visible GPUs; needs ``accelerate``); then ``device`` is where the inputs go.
     batch_size: requests per ``generate`` call.
     system_prompt: the system message (``None`` for none).
     expert_id: part of every cache key; derived from the model name (or weights) if not given.
@@ -71,6 +73,7 @@ class HFExpert(Expert):
         *,
         dtype: str | torch.dtype | None = "auto",
         device: str = "cpu",
+        device_map: str | dict | None = None,
         batch_size: int = 8,
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
         expert_id: str | None = None,
@@ -84,6 +87,8 @@ class HFExpert(Expert):
             name = str(model)
             kwargs = {"local_files_only": _offline(), "trust_remote_code": trust_remote_code}
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(name, **kwargs)
+            if device_map is not None:
+                kwargs["device_map"] = device_map
             model = AutoModelForCausalLM.from_pretrained(name, dtype=resolve_dtype(dtype),
                                                          **kwargs)
             default_id = f"hf:{name}"
@@ -95,7 +100,7 @@ class HFExpert(Expert):
         if getattr(tokenizer, "chat_template", None) is None:
             raise ValueError("the expert's tokenizer has no chat template; set "
                              "tokenizer.chat_template (an instruction-tuned model has one)")
-        self.model = model.to(device).eval()
+        self.model = (model if device_map is not None else model.to(device)).eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:

@@ -15,6 +15,8 @@ Only the Python standard library is used for HTTP.
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import os
 import re
@@ -25,11 +27,22 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from speechbrain.utils.logger import get_logger
+
 from speechbrain_alld.describe.experts import Expert, GenerationRequest, SamplingConfig
 from speechbrain_alld.describe.prompts import DEFAULT_SYSTEM_PROMPT, build_verdict_prompt
 
+logger = get_logger(__name__)
 _LETTER = re.compile(r"\b([AB])\b")
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
+# The request itself is unusable (e.g. a prompt longer than the context): that item's text is
+# left empty, so validation rejects it, instead of the whole run stopping.
+_ITEM_ERRORS = {400, 413, 422}
+
+
+def _item_seed(request: GenerationRequest) -> int:
+    key = f"{request.item_id}:{request.seed}".encode()
+    return int(hashlib.sha256(key).hexdigest()[:8], 16)
 
 
 class ServerError(RuntimeError):
@@ -106,8 +119,12 @@ class OpenAIChatExpert(Expert):
                 last = f"HTTP {err.code} from {self.url}: {detail}"
                 if err.code in _TRANSIENT:
                     continue
+                if err.code in _ITEM_ERRORS:
+                    logger.warning("%s; this request's text is left empty", last)
+                    return ""
                 raise ServerError(last) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+            except (urllib.error.URLError, TimeoutError, ConnectionError,
+                    http.client.HTTPException) as err:
                 last = f"cannot reach {self.url}: {getattr(err, 'reason', err)}"
                 continue
             except json.JSONDecodeError as err:
@@ -127,8 +144,12 @@ class OpenAIChatExpert(Expert):
             return list(pool.map(self._post, payloads))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """One chat completion per request, ``concurrency`` in flight, results in order."""
-        return self._run([self._payload(r.prompt, r.variant, r.seed) for r in requests])
+        """One chat completion per request, ``concurrency`` in flight, results in order.
+
+        Each request gets its own seed, from its item id and seed, so sampled variants of
+        different items differ and a rerun reproduces them.
+        """
+        return self._run([self._payload(r.prompt, r.variant, _item_seed(r)) for r in requests])
 
     def summarise_verdict(self, texts: Sequence[str]) -> list[str | None]:
         """Ask the served model which clip each comparison prefers (greedy, a few tokens)."""

@@ -27,6 +27,7 @@ AUDIO_PLACEHOLDER = "<audio>"
 DEFAULT_LORA_TARGET = (r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|"
                        r"down_proj)$")
 FINETUNE_MODES = ("full", "lora", "frozen")
+EXTRA_TRAINABLE = "extra_trainable.safetensors"  # non-LoRA weights trained beside an adapter
 
 
 def instruction_to_content(instruction: str, n_audios: int) -> list[dict[str, str]]:
@@ -116,6 +117,16 @@ class AudioLLM(torch.nn.Module):
             p.requires_grad_(train_projector or finetune == "full")
         for p in core.model.audio_tower.parameters():
             p.requires_grad_(train_encoder)
+        # Trainable weights stored in bf16/fp16 lose most small optimiser updates: keep them
+        # in fp32 and run the model under autocast in its original half precision instead.
+        self.compute_dtype: torch.dtype | None = None
+        for p in self.model.parameters():
+            if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
+                self.compute_dtype = self.compute_dtype or p.dtype
+                p.data = p.data.float()
+        if self.compute_dtype is None:
+            half = {p.dtype for p in self.model.parameters()} & {torch.float16, torch.bfloat16}
+            self.compute_dtype = next(iter(half)) if half else None
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -128,7 +139,12 @@ class AudioLLM(torch.nn.Module):
         local_files_only: bool | None = None,
         **kwargs: Any,
     ) -> AudioLLM:
-        """Load model and processor from a local folder or a hub id (e.g. Qwen2-Audio-7B)."""
+        """Load model and processor from a local folder or a hub id (e.g. Qwen2-Audio-7B).
+
+        A folder saved as a LoRA adapter (``save_pretrained(merge=False)``) is loaded onto its
+        base model (``base_model_name_or_path`` in ``adapter_config.json``) and merged.
+        """
+        import json
         import os
 
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
@@ -139,8 +155,25 @@ class AudioLLM(torch.nn.Module):
             local_files_only = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "")
         source = str(source)
         processor = AutoProcessor.from_pretrained(source, local_files_only=local_files_only)
-        model = Qwen2AudioForConditionalGeneration.from_pretrained(
-            source, dtype=resolve_dtype(dtype), local_files_only=local_files_only)
+        adapter_config = Path(source) / "adapter_config.json"
+        if adapter_config.is_file():
+            from peft import PeftModel
+
+            base = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+            model = Qwen2AudioForConditionalGeneration.from_pretrained(
+                base, dtype=resolve_dtype(dtype), local_files_only=local_files_only)
+            model = PeftModel.from_pretrained(model, source).merge_and_unload()
+            extra = Path(source) / EXTRA_TRAINABLE
+            if extra.is_file():
+                from safetensors.torch import load_file
+
+                missing = model.load_state_dict(load_file(str(extra)), strict=False)
+                if missing.unexpected_keys:
+                    raise RuntimeError(f"{extra} holds weights this model does not have: "
+                                       f"{missing.unexpected_keys[:5]}")
+        else:
+            model = Qwen2AudioForConditionalGeneration.from_pretrained(
+                source, dtype=resolve_dtype(dtype), local_files_only=local_files_only)
         if device is not None:
             model.to(device)
         return cls(model, processor, **kwargs)
@@ -225,12 +258,21 @@ class AudioLLM(torch.nn.Module):
         return {k: v.to(self.device) for k, v in batch.items()}
 
     # ----------------------------------------------------------------- scoring
+    def _autocast(self) -> Any:
+        """Autocast to the model's half precision when it has one (fp32 master weights)."""
+        import contextlib
+
+        if self.compute_dtype is None or torch.is_autocast_enabled(self.device.type):
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.compute_dtype)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``[B, T, V]`` for a batch from :meth:`prepare_batch`."""
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         features = inputs["input_features"]
         inputs["input_features"] = features.to(self._encoder_dtype())
-        return self.model(**inputs, use_cache=False).logits
+        with self._autocast():
+            return self.model(**inputs, use_cache=False).logits
 
     def _encoder_dtype(self) -> torch.dtype:
         return next(self.core_model.model.audio_tower.parameters()).dtype
@@ -256,29 +298,43 @@ class AudioLLM(torch.nn.Module):
         temperature: float = 1.0,
         top_p: float = 1.0,
         num_return_sequences: int = 1,
-    ) -> list[str]:
+        return_finished: bool = False,
+    ) -> list[str] | tuple[list[str], list[bool]]:
         """Generate responses for a batch in one ``generate`` call (left padded).
 
-        With ``num_return_sequences`` > 1 the texts of example i are at
-        ``[i * n, (i + 1) * n)``.
+        With ``num_return_sequences`` = n > 1 the texts of example i are at ``[i * n, (i + 1)
+        * n)``; the examples are repeated here rather than by transformers, which would repeat
+        the audio features per audio instead of per example and mix up A/B pairs. With
+        ``return_finished`` also returns, per text, whether it ended with the end-of-turn token
+        (``False``: cut off by ``max_new_tokens``).
         """
+        n = num_return_sequences
+        if n < 1:
+            raise ValueError(f"num_return_sequences must be >= 1, got {n}")
+        if n > 1:
+            audios = [a for a in audios for _ in range(n)]
+            instructions = [i for i in instructions for _ in range(n)]
         batch = self.prepare_batch(audios, instructions, padding_side="left")
         batch["input_features"] = batch["input_features"].to(self._encoder_dtype())
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
                                   "pad_token_id": self.tokenizer.pad_token_id,
-                                  "eos_token_id": self.tokenizer.eos_token_id,
-                                  "num_return_sequences": num_return_sequences}
+                                  "eos_token_id": self.tokenizer.eos_token_id}
         if do_sample:
             kwargs.update(temperature=temperature, top_p=top_p)
         was_training = self.model.training
         self.model.eval()
         try:
-            out = self.model.generate(**batch, **kwargs)
+            with self._autocast():
+                out = self.model.generate(**batch, **kwargs)
         finally:
             self.model.train(was_training)
         new_tokens = out[:, batch["input_ids"].shape[1]:]
-        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens,
-                                                               skip_special_tokens=True)]
+        texts = [t.strip() for t in self.tokenizer.batch_decode(new_tokens,
+                                                                skip_special_tokens=True)]
+        if not return_finished:
+            return texts
+        finished = (new_tokens == self.tokenizer.eos_token_id).any(dim=1).tolist()
+        return texts, finished
 
     # ----------------------------------------------------------------- saving
     @mark_as_saver
@@ -318,8 +374,22 @@ class AudioLLM(torch.nn.Module):
             merged.save_pretrained(folder)
         else:
             self.model.save_pretrained(folder)
+            if self.finetune == "lora":
+                # peft's adapter holds only the lora_* weights: keep the other trained ones.
+                from safetensors.torch import save_file
+
+                extra = {self._base_name(n): p.detach().contiguous().cpu()
+                         for n, p in self.model.named_parameters()
+                         if p.requires_grad and "lora_" not in n}
+                if extra:
+                    save_file(extra, str(folder / EXTRA_TRAINABLE))
         self.processor.save_pretrained(folder)
         return folder
+
+    @staticmethod
+    def _base_name(name: str) -> str:
+        """A peft parameter name as it is in the base model (``base_model.model.`` removed)."""
+        return name.removeprefix("base_model.model.")
 
 
 def lora_target_modules(model: torch.nn.Module, pattern: str = DEFAULT_LORA_TARGET) -> list[str]:

@@ -34,10 +34,10 @@ if __name__ == "__main__":
     manifests = run_on_main(prepare_nisqa, args=[hparams["data_folder"],
                                                  hparams["manifest_folder"], splits],
                             kwargs={"skip_prep": hparams["skip_prep"]})
-    if hparams["run_describe"]:
-        run_on_main(describe_manifests, args=[manifests, hparams["expert_writer"],
-                                              hparams["descriptions_folder"],
-                                              hparams["describe_config"]])
+    if hparams["run_describe"]:  # the expert is built on the main process only
+        run_on_main(lambda: describe_manifests(manifests, hparams["expert_writer"](),
+                                               hparams["descriptions_folder"],
+                                               hparams["describe_config"]))
     missing = [s for s in splits
                if not (Path(hparams["descriptions_folder"]) / f"{s}_mos.json").is_file()]
     if missing:
