@@ -216,3 +216,19 @@ def test_several_samples_per_example_keep_each_pairs_own_audio(tokenizer):
     greedy = policy.generate(pairs, instr, max_new_tokens=5, num_return_sequences=2)
     alone = [policy.generate([p], [instr[0]], max_new_tokens=5)[0] for p in pairs]
     assert greedy == [alone[0], alone[0], alone[1], alone[1]]
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tokenizer):
+    losses, grads = [], []
+    for checkpointing in (False, True):
+        model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=2.0, seed=5)
+        policy = AudioLLM(model, processor, finetune="full",
+                          gradient_checkpointing=checkpointing)
+        policy.train()
+        batch = policy.prepare_batch([[_audio(1.0, 6)]], [INSTR], ["MOS: 4.1"])
+        loss = policy.sft_loss(batch)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        grads.append(policy.core_model.lm_head.weight.grad.clone())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

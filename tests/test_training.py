@@ -274,3 +274,32 @@ def test_finished_stage_with_other_settings_is_refused(full_run):
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr  # SpeechBrain logs the exception to stdout
     assert "StageMismatchError" in text and "other settings" in text
+
+
+def test_sampling_resumes_with_the_same_samples(full_run, tmp_path):
+    from speechbrain_alld.stages import sample_rejected
+
+    out, _, _ = full_run
+    items = json.loads((out / "save" / "data" / "alld_items.json").read_text())
+    items = dict(sorted(items.items())[:6])
+    policy = AudioLLM.from_pretrained(out / "save" / "sft" / "model", finetune="frozen")
+    settings = dict(n_samples=2, max_new_tokens=8, batch_size=2, seed=3, progress=False)
+    straight = sample_rejected(policy, items, tmp_path / "a.jsonl", **settings)
+
+    calls = {"n": 0}
+    original = policy.generate
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Interrupt()
+        return original(*args, **kwargs)
+
+    policy.generate = dying
+    with pytest.raises(Interrupt):
+        sample_rejected(policy, items, tmp_path / "b.jsonl", **settings)
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 4
+    policy.generate = original
+    resumed = sample_rejected(policy, items, tmp_path / "b.jsonl", **settings)
+    assert resumed == straight
+    assert all(len(v["samples"]) == 2 for v in resumed.values())

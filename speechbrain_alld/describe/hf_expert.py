@@ -37,7 +37,8 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
             from None
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for local files only (no hub look-ups)."""
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
@@ -85,7 +86,7 @@ class HFExpert(Expert):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if isinstance(model, (str, Path)):
             name = str(model)
-            kwargs = {"local_files_only": _offline(), "trust_remote_code": trust_remote_code}
+            kwargs = {"local_files_only": hub_offline(), "trust_remote_code": trust_remote_code}
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(name, **kwargs)
             if device_map is not None:
                 kwargs["device_map"] = device_map

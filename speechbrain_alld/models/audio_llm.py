@@ -145,14 +145,13 @@ class AudioLLM(torch.nn.Module):
         base model (``base_model_name_or_path`` in ``adapter_config.json``) and merged.
         """
         import json
-        import os
 
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
-        from speechbrain_alld.describe.hf_expert import resolve_dtype
+        from speechbrain_alld.describe.hf_expert import hub_offline, resolve_dtype
 
         if local_files_only is None:
-            local_files_only = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "")
+            local_files_only = hub_offline()
         source = str(source)
         processor = AutoProcessor.from_pretrained(source, local_files_only=local_files_only)
         adapter_config = Path(source) / "adapter_config.json"

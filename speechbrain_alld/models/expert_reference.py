@@ -93,14 +93,13 @@ class ExpertReference(torch.nn.Module):
         **kwargs: Any,
     ) -> ExpertReference:
         """Load the expert (e.g. Qwen2-7B-Instruct) from a folder or hub id."""
-        import os
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from speechbrain_alld.describe.hf_expert import resolve_dtype
+        from speechbrain_alld.describe.hf_expert import hub_offline, resolve_dtype
 
         if local_files_only is None:
-            local_files_only = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "")
+            local_files_only = hub_offline()
         tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=local_files_only)
         if policy_tokenizer is not None:
             check_same_tokenizer(policy_tokenizer, tokenizer)
