@@ -4,19 +4,27 @@ Pure functions over lists (``mos_metrics``, ``ab_metrics``, ``corpus_bleu``) and
 stats objects that accumulate generated texts during a stage and summarise them at its end
 (``MOSStats``, ``ABStats``). Texts whose MOS or verdict cannot be parsed are never dropped
 silently: metrics are computed on the parsed items and the unparsed count and share are reported.
+
+Also: per-dimension scores (``dimension_metrics``), percentile bootstrap confidence intervals
+(``bootstrap_ci``) and NISQA-style per-condition scores on condition means
+(``condition_aggregate``, ``mos_metrics_per_condition``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import sacrebleu
 from scipy import stats as sps
 
+from speechbrain_alld import parsing
 from speechbrain_alld.parsing import parse_mos, parse_verdict
+from speechbrain_alld.ratings import DIMENSIONS
+
+_NAN = float("nan")
 
 
 def mos_metrics(predicted: Sequence[float | None], target: Sequence[float]) -> dict[str, Any]:
@@ -72,10 +80,159 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
     return {"bleu": float(score.score), "signature": str(metric.get_signature())}
 
 
-class MOSStats:
-    """Collects (id, generated text, human MOS, expert text) for the MOS task."""
+def _pearson(p: np.ndarray, t: np.ndarray) -> float:
+    """Pearson correlation; nan when undefined (fewer than 2 items or a constant input)."""
+    if len(p) < 2 or np.ptp(p) == 0 or np.ptp(t) == 0:
+        return _NAN
+    return float(np.corrcoef(p, t)[0, 1])
 
-    def __init__(self) -> None:
+
+def _spearman(p: np.ndarray, t: np.ndarray) -> float:
+    """Spearman correlation (Pearson of average ranks); nan when undefined."""
+    if len(p) < 2 or np.ptp(p) == 0 or np.ptp(t) == 0:
+        return _NAN
+    return _pearson(sps.rankdata(p), sps.rankdata(t))
+
+
+def _mse(p: np.ndarray, t: np.ndarray) -> float:
+    return float(np.mean((np.asarray(p, np.float64) - np.asarray(t, np.float64)) ** 2))
+
+
+def dimension_metrics(predicted: Sequence[Mapping[str, float | None] | None],
+                      targets: Sequence[Mapping[str, float | None] | None]) -> dict[str, Any]:
+    """Per-dimension scores, flat: ``{dim}_n``, ``{dim}_n_parsed``, ``{dim}_n_unparsed``,
+    ``{dim}_mse`` and ``{dim}_lcc`` for each of noi/col/dis/loud.
+
+    ``{dim}_n`` counts the items with a target for the dimension; the scores use those whose
+    prediction states it (``None`` / a missing key is unparsed, counted in ``{dim}_n_unparsed``).
+    """
+    if len(predicted) != len(targets):
+        raise ValueError(f"{len(predicted)} predictions for {len(targets)} targets")
+    out: dict[str, Any] = {}
+    for dim in DIMENSIONS:
+        pairs, n = [], 0
+        for pred, tgt in zip(predicted, targets):
+            y = (tgt or {}).get(dim)
+            if y is None or (isinstance(y, float) and math.isnan(y)):
+                continue
+            n += 1
+            x = (pred or {}).get(dim)
+            if x is not None and not (isinstance(x, float) and math.isnan(x)):
+                pairs.append((float(x), float(y)))
+        p = np.array([x for x, _ in pairs], dtype=np.float64)
+        t = np.array([y for _, y in pairs], dtype=np.float64)
+        out.update({f"{dim}_n": n, f"{dim}_n_parsed": len(pairs),
+                    f"{dim}_n_unparsed": n - len(pairs),
+                    f"{dim}_mse": _mse(p, t) if pairs else _NAN, f"{dim}_lcc": _pearson(p, t)})
+    return out
+
+
+def bootstrap_ci(metric_fn: Callable[..., float], *arrays: Sequence[Any] | np.ndarray,
+                 n_resamples: int = 1000, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``metric_fn(*arrays)`` over items.
+
+    Items (axis 0) are resampled with replacement, jointly across ``arrays`` (paired), with
+    ``numpy.random.default_rng(seed)``; the interval is the ``(1 -/+ confidence) / 2`` quantiles
+    (linear interpolation) of the resampled statistic. Resamples on which the statistic is
+    undefined (nan, e.g. a constant resample for a correlation) are left out; ``(nan, nan)`` if
+    there are no items or no resample gives a value.
+    """
+    if not arrays:
+        raise ValueError("bootstrap_ci needs at least one array")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    data = [np.asarray(a) for a in arrays]
+    n = len(data[0])
+    if any(len(a) != n for a in data):
+        raise ValueError(f"arrays of different lengths: {[len(a) for a in data]}")
+    if n == 0:
+        return _NAN, _NAN
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_resamples, dtype=np.float64)
+    for b in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        values[b] = metric_fn(*(a[idx] for a in data))
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return _NAN, _NAN
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def condition_aggregate(conditions: Sequence[Hashable | None], predicted: Sequence[float | None],
+                        target: Sequence[float], *,
+                        key: Callable[[Any], Hashable | None] | None = None,
+                        ) -> tuple[dict[Hashable, float], dict[Hashable, float]]:
+    """Mean prediction and mean target per condition (NISQA ``con``), over parsed items only.
+
+    ``conditions`` holds one label per item, or item ids mapped to labels by ``key``. Unparsed
+    predictions (``None``) are left out of both means so that each pair covers the same items;
+    items without a condition (``None``) and conditions without any parsed item are left out.
+    Both dicts have the same keys, in order of first appearance.
+    """
+    if not len(conditions) == len(predicted) == len(target):
+        raise ValueError(f"{len(conditions)} conditions, {len(predicted)} predictions and "
+                         f"{len(target)} targets")
+    sums: dict[Hashable, list[float]] = {}
+    for c, p, t in zip(conditions, predicted, target):
+        con = key(c) if key is not None else c
+        if con is None or p is None:
+            continue
+        acc = sums.setdefault(con, [0.0, 0.0, 0])
+        acc[0] += float(p)
+        acc[1] += float(t)
+        acc[2] += 1
+    pred_means = {c: ps / k for c, (ps, _, k) in sums.items()}
+    target_means = {c: ts / k for c, (_, ts, k) in sums.items()}
+    return pred_means, target_means
+
+
+def mos_metrics_per_condition(predicted: Sequence[float | None], target: Sequence[float],
+                              conditions: Sequence[Hashable | None], *,
+                              key: Callable[[Any], Hashable | None] | None = None,
+                              ) -> dict[str, Any]:
+    """``mos_metrics`` on per-condition means (see ``condition_aggregate``).
+
+    Item counts (``n``, ``n_parsed``, ``n_unparsed``, ``unparsed_share``, ``n_no_condition``)
+    refer to items; ``n_conditions`` counts the distinct conditions, ``n_conditions_parsed``
+    those with at least one parsed item, on which the scores are computed.
+    """
+    if not len(conditions) == len(predicted) == len(target):
+        raise ValueError(f"{len(conditions)} conditions, {len(predicted)} predictions and "
+                         f"{len(target)} targets")
+    labels = [key(c) if key is not None else c for c in conditions]
+    pred_means, target_means = condition_aggregate(labels, predicted, target)
+    out = mos_metrics(list(pred_means.values()), list(target_means.values()))
+    n_parsed = sum(p is not None for p in predicted)
+    n = len(target)
+    out.update(n=n, n_parsed=n_parsed, n_unparsed=n - n_parsed,
+               unparsed_share=(n - n_parsed) / n if n else 0.0,
+               n_no_condition=sum(c is None for c in labels),
+               n_conditions=len({c for c in labels if c is not None}),
+               n_conditions_parsed=len(pred_means))
+    return out
+
+
+def _with_ci(out: dict[str, Any], name: str, metric_fn: Callable[..., float],
+             arrays: Sequence[np.ndarray], n_resamples: int, seed: int) -> None:
+    low, high = bootstrap_ci(metric_fn, *arrays, n_resamples=n_resamples, seed=seed)
+    out[f"{name}_ci_low"], out[f"{name}_ci_high"] = low, high
+
+
+class MOSStats:
+    """Collects (id, generated text, human MOS, expert text) for the MOS task.
+
+    Optionally also each item's condition (NISQA ``con``) and dimension targets; ``bootstrap``
+    (resamples) and ``seed`` are the defaults of ``summarize``.
+    """
+
+    def __init__(self, bootstrap: int = 0, seed: int = 0) -> None:
+        self.bootstrap = bootstrap
+        self.seed = seed
         self.clear()
 
     def clear(self) -> None:
@@ -83,33 +240,83 @@ class MOSStats:
         self.texts: list[str] = []
         self.targets: list[float] = []
         self.references: list[str] = []
+        self.conditions: list[Hashable | None] = []
+        self.dimension_targets: list[dict[str, float]] = []
 
     def append(self, ids: Sequence[str], texts: Sequence[str], targets: Sequence[float],
-               references: Sequence[str]) -> None:
+               references: Sequence[str], conditions: Sequence[Hashable | None] | None = None,
+               dimensions: Sequence[Mapping[str, float | None] | None] | None = None) -> None:
+        """Add a batch; ``conditions`` and ``dimensions`` (targets per item) are optional."""
         if not len(ids) == len(texts) == len(targets) == len(references):
             raise ValueError("ids, texts, targets and references must have the same length")
+        if conditions is not None and len(conditions) != len(ids):
+            raise ValueError("conditions must have the same length as ids")
+        if dimensions is not None and len(dimensions) != len(ids):
+            raise ValueError("dimensions must have the same length as ids")
         self.ids += list(ids)
         self.texts += list(texts)
         self.targets += [float(t) for t in targets]
         self.references += list(references)
+        self.conditions += list(conditions) if conditions is not None else [None] * len(ids)
+        self.dimension_targets += [
+            {k: float(v) for k, v in (d or {}).items() if k in DIMENSIONS and v is not None}
+            for d in (dimensions if dimensions is not None else [None] * len(ids))]
 
-    def summarize(self, field: str | None = None) -> Any:
+    @staticmethod
+    def _parse_dimensions(text: str) -> dict[str, float]:
+        fn = getattr(parsing, "parse_dimensions", None)  # lands in parsing.py separately
+        return dict(fn(text) or {}) if fn is not None else {}
+
+    def summarize(self, field: str | None = None, *, bootstrap: int | None = None,
+                  seed: int | None = None) -> Any:
+        """Scores (``mos_metrics`` + BLEU); with ``bootstrap`` > 0 resamples, 95% CIs of
+        mse/lcc/srcc; ``{dim}_*`` scores when dimension targets were given; ``cond_*`` scores
+        and ``n_conditions`` when conditions were given."""
+        bootstrap = self.bootstrap if bootstrap is None else bootstrap
+        seed = self.seed if seed is None else seed
         predicted = [parse_mos(t) for t in self.texts]
         out = mos_metrics(predicted, self.targets)
+        if bootstrap > 0:
+            keep = [k for k, p in enumerate(predicted) if p is not None]
+            arrays = (np.array([predicted[k] for k in keep], dtype=np.float64),
+                      np.array([self.targets[k] for k in keep], dtype=np.float64))
+            for name, fn in (("mse", _mse), ("lcc", _pearson), ("srcc", _spearman)):
+                _with_ci(out, name, fn, arrays, bootstrap, seed)
+        if any(self.dimension_targets):
+            dims = [self._parse_dimensions(t) for t in self.texts]
+            out.update(dimension_metrics(dims, self.dimension_targets))
+        if any(c is not None for c in self.conditions):
+            cond = mos_metrics_per_condition(predicted, self.targets, self.conditions)
+            out.update({f"cond_{k}": cond[k] for k in ("mse", "rmse", "lcc", "srcc", "ktau")})
+            out.update(n_conditions=cond["n_conditions"],
+                       n_conditions_parsed=cond["n_conditions_parsed"],
+                       n_no_condition=cond["n_no_condition"])
         if self.texts:
             out.update({f"{k}": v for k, v in corpus_bleu(self.texts, self.references).items()})
         return out[field] if field is not None else out
 
     def items(self) -> list[dict[str, Any]]:
-        """Per-item records: id, text, parsed MOS, reference MOS."""
-        return [{"id": i, "text": t, "mos_pred": parse_mos(t), "mos": y}
-                for i, t, y in zip(self.ids, self.texts, self.targets)]
+        """Per-item records: id, text, parsed MOS, reference MOS, condition (and dimensions
+        when dimension targets were given)."""
+        records = []
+        for k, (i, t, y) in enumerate(zip(self.ids, self.texts, self.targets)):
+            rec = {"id": i, "text": t, "mos_pred": parse_mos(t), "mos": y,
+                   "condition": self.conditions[k]}
+            if self.dimension_targets[k]:
+                rec.update(dims_pred=self._parse_dimensions(t), dims=self.dimension_targets[k])
+            records.append(rec)
+        return records
 
 
 class ABStats:
-    """Collects (id, generated comparison, true winner, expert text) for the A/B task."""
+    """Collects (id, generated comparison, true winner, expert text) for the A/B task.
 
-    def __init__(self) -> None:
+    ``bootstrap`` (resamples) and ``seed`` are the defaults of ``summarize``.
+    """
+
+    def __init__(self, bootstrap: int = 0, seed: int = 0) -> None:
+        self.bootstrap = bootstrap
+        self.seed = seed
         self.clear()
 
     def clear(self) -> None:
@@ -127,8 +334,18 @@ class ABStats:
         self.targets += list(targets)
         self.references += list(references)
 
-    def summarize(self, field: str | None = None) -> Any:
-        out = ab_metrics([parse_verdict(t) for t in self.texts], self.targets)
+    def summarize(self, field: str | None = None, *, bootstrap: int | None = None,
+                  seed: int | None = None) -> Any:
+        """``ab_metrics`` + BLEU; with ``bootstrap`` > 0 resamples, a 95% CI of ``accuracy``
+        (over all items, unparsed counted as wrong)."""
+        bootstrap = self.bootstrap if bootstrap is None else bootstrap
+        seed = self.seed if seed is None else seed
+        verdicts = [parse_verdict(t) for t in self.texts]
+        out = ab_metrics(verdicts, self.targets)
+        if bootstrap > 0:
+            correct = np.array([p is not None and p == t for p, t in zip(verdicts, self.targets)],
+                               dtype=np.float64)
+            _with_ci(out, "accuracy", np.mean, [correct], bootstrap, seed)
         if self.texts:
             out.update(corpus_bleu(self.texts, self.references))
         return out[field] if field is not None else out

@@ -569,6 +569,7 @@ def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[s
             del policy, brain
         else:
             results["sft_test"] = done.get("test")
+    results["sft_model"] = str(sft_model)
     if hparams.get("stop_after_sft", False):
         return results
 
@@ -587,6 +588,7 @@ def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[s
     done = _done(alld_dir, alld_hash)
     if done is not None:
         results["alld_test"] = done.get("test")
+        results["alld_model"] = str(alld_dir / "model")
         return results
     run_on_main(alld_dir.mkdir, kwargs={"parents": True, "exist_ok": True})
     _claim(alld_dir, "rejected.jsonl", sample_hash)
@@ -639,6 +641,7 @@ def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[s
     if if_main_process():
         policy.save_pretrained(alld_dir / "model", merge=hparams.get("save_merged", True))
     results["alld_test"] = getattr(brain, "test_stats", None)
+    results["alld_model"] = str(alld_dir / "model")
     _mark_done(alld_dir, {"opts_hash": alld_hash, "model": str(alld_dir / "model"),
                           "test": results["alld_test"]})
     sb.utils.distributed.ddp_barrier()

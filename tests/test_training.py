@@ -68,10 +68,18 @@ def test_every_stage_writes_its_outputs(full_run):
         assert summary["bleu_signature"].startswith("nrefs:1")
         lines = (save / tag / f"test_{tag}_items.jsonl").read_text().splitlines()
         assert len(lines) == 6 + n_pairs
-    # Both final models reload in Hugging Face format.
+    # Both final models reload in Hugging Face format and through the pretrained interface.
+    from speechbrain_alld.inference import DescriptiveQualityEvaluator
+
     for tag in ("sft", "alld"):
         policy = AudioLLM.from_pretrained(save / tag / "model", finetune="frozen")
         assert policy.sampling_rate == 16000
+        assert (save / tag / "model" / "hyperparams.yaml").is_file()
+    evaluator = DescriptiveQualityEvaluator.from_hparams(source=str(save / "alld" / "model"),
+                                                         savedir=str(out / "pretrained"))
+    wav = json.loads((save / "data" / "test.json").read_text())
+    first = next(v for v in wav.values() if v["task"] == "mos")["wavs"][0]
+    assert evaluator.describe_file(first).source == first
 
 
 def test_stored_reference_logprobs_equal_a_fresh_computation(full_run):
