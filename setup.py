@@ -38,4 +38,5 @@ setup(
         "accelerate>=1.0",  # device_map="auto" for large expert LLMs
     ],
     extras_require={"dev": ["pytest>=7", "ruff>=0.5"]},
+    entry_points={"console_scripts": ["alld-evaluate=speechbrain_alld.cli:main"]},
 )

@@ -6,23 +6,18 @@ import numpy as np
 import pytest
 import sacrebleu
 from nisqa_fixture import build_corpus, make_row
+from tiny_model import make_model_folder
 
 from speechbrain_alld.corpora import prepare_corpus
 from speechbrain_alld.evaluation import evaluate, load_test_items
-from speechbrain_alld.inference import DescriptiveQualityEvaluator, write_interface_files
-from speechbrain_alld.models.tiny import build_tiny_qwen2_audio, train_tiny_tokenizer
+from speechbrain_alld.inference import DescriptiveQualityEvaluator
 from speechbrain_alld.parsing import parse_mos
 
 
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    tokenizer = train_tiny_tokenizer(["The speech is clean. MOS: 3.4", "I prefer Speech A."] * 4,
-                                     vocab_size=380)
-    model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=1.0, seed=4)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    write_interface_files(folder, max_new_tokens=8)
+    folder = make_model_folder(tmp_path_factory.mktemp("model"), window_seconds=1.0, seed=4,
+                               max_new_tokens=8)
     return DescriptiveQualityEvaluator.from_hparams(
         source=str(folder), savedir=str(tmp_path_factory.mktemp("saved")))
 

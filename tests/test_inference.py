@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_model import make_model_folder
 
 from speechbrain_alld.inference import (
     AudioInputError,
@@ -11,21 +12,11 @@ from speechbrain_alld.inference import (
     combine_orders,
     write_interface_files,
 )
-from speechbrain_alld.models.tiny import build_tiny_qwen2_audio, train_tiny_tokenizer
-
-TEXTS = ["Describe and evaluate the quality of the speech. The speech is clean. MOS: 3.4",
-         "A/B test: I prefer Speech B."] * 4
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    tokenizer = train_tiny_tokenizer(TEXTS, vocab_size=400)
-    model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=2.0, seed=2)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    write_interface_files(folder, max_new_tokens=6)
-    return folder
+    return make_model_folder(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +140,14 @@ def test_foreign_class_loads_the_same_folder(model_dir, tmp_path):
 def test_interface_files_need_a_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         write_interface_files(tmp_path)
+
+
+def test_top_level_hparams_template_matches_what_training_writes(model_dir, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    written = write_interface_files(copy, max_new_tokens=256).read_text()
+    template = Path(__file__).resolve().parents[1] / "hparams/DescriptiveQualityEvaluator.yaml"
+    assert written == template.read_text()
