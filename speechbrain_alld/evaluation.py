@@ -212,3 +212,24 @@ def run_evaluation(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> d
                        progress=not run_opts.get("noprogressbar", False))
     print(markdown_table(summary))
     return summary
+
+
+def export_trained_models(results: Mapping[str, Any], max_new_tokens: int) -> None:
+    """After training: make the saved models loadable by the interface, print the test scores.
+
+    Writes ``hyperparams.yaml`` + ``custom_interface.py`` into each model folder of the chain's
+    ``results`` (main process only), so ``DescriptiveQualityEvaluator.from_hparams(source=...)``
+    loads them.
+    """
+    from speechbrain.utils.distributed import run_on_main
+
+    from speechbrain_alld.inference import write_interface_files
+
+    for key in ("sft_model", "alld_model"):
+        if key in results and Path(results[key]).is_dir():
+            run_on_main(write_interface_files, args=[results[key]],
+                        kwargs={"max_new_tokens": max_new_tokens})
+    for name, stats in results.items():
+        if isinstance(stats, dict):
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
+            print(f"{name}: {shown}")

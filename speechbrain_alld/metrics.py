@@ -223,12 +223,8 @@ def _with_ci(out: dict[str, Any], name: str, metric_fn: Callable[..., float],
     out[f"{name}_ci_low"], out[f"{name}_ci_high"] = low, high
 
 
-class MOSStats:
-    """Collects (id, generated text, human MOS, expert text) for the MOS task.
-
-    Optionally also each item's condition (NISQA ``con``) and dimension targets; ``bootstrap``
-    (resamples) and ``seed`` are the defaults of ``summarize``.
-    """
+class _TextStats:
+    """Shared part of the stats objects: ids, generated texts, targets, reference texts."""
 
     def __init__(self, bootstrap: int = 0, seed: int = 0) -> None:
         self.bootstrap = bootstrap
@@ -238,8 +234,28 @@ class MOSStats:
     def clear(self) -> None:
         self.ids: list[str] = []
         self.texts: list[str] = []
-        self.targets: list[float] = []
+        self.targets: list[Any] = []
         self.references: list[str] = []
+
+    def _extend(self, ids: Sequence[str], texts: Sequence[str], targets: Sequence[Any],
+                references: Sequence[str]) -> None:
+        if not len(ids) == len(texts) == len(targets) == len(references):
+            raise ValueError("ids, texts, targets and references must have the same length")
+        self.ids += list(ids)
+        self.texts += list(texts)
+        self.targets += list(targets)
+        self.references += list(references)
+
+
+class MOSStats(_TextStats):
+    """Collects (id, generated text, human MOS, expert text) for the MOS task.
+
+    Optionally also each item's condition (NISQA ``con``) and dimension targets; ``bootstrap``
+    (resamples) and ``seed`` are the defaults of ``summarize``.
+    """
+
+    def clear(self) -> None:
+        super().clear()
         self.conditions: list[Hashable | None] = []
         self.dimension_targets: list[dict[str, float]] = []
 
@@ -247,16 +263,11 @@ class MOSStats:
                references: Sequence[str], conditions: Sequence[Hashable | None] | None = None,
                dimensions: Sequence[Mapping[str, float | None] | None] | None = None) -> None:
         """Add a batch; ``conditions`` and ``dimensions`` (targets per item) are optional."""
-        if not len(ids) == len(texts) == len(targets) == len(references):
-            raise ValueError("ids, texts, targets and references must have the same length")
         if conditions is not None and len(conditions) != len(ids):
             raise ValueError("conditions must have the same length as ids")
         if dimensions is not None and len(dimensions) != len(ids):
             raise ValueError("dimensions must have the same length as ids")
-        self.ids += list(ids)
-        self.texts += list(texts)
-        self.targets += [float(t) for t in targets]
-        self.references += list(references)
+        self._extend(ids, texts, [float(t) for t in targets], references)
         self.conditions += list(conditions) if conditions is not None else [None] * len(ids)
         self.dimension_targets += [
             {k: float(v) for k, v in (d or {}).items() if k in DIMENSIONS and v is not None}
@@ -308,31 +319,15 @@ class MOSStats:
         return records
 
 
-class ABStats:
+class ABStats(_TextStats):
     """Collects (id, generated comparison, true winner, expert text) for the A/B task.
 
     ``bootstrap`` (resamples) and ``seed`` are the defaults of ``summarize``.
     """
 
-    def __init__(self, bootstrap: int = 0, seed: int = 0) -> None:
-        self.bootstrap = bootstrap
-        self.seed = seed
-        self.clear()
-
-    def clear(self) -> None:
-        self.ids: list[str] = []
-        self.texts: list[str] = []
-        self.targets: list[str] = []
-        self.references: list[str] = []
-
     def append(self, ids: Sequence[str], texts: Sequence[str], targets: Sequence[str],
                references: Sequence[str]) -> None:
-        if not len(ids) == len(texts) == len(targets) == len(references):
-            raise ValueError("ids, texts, targets and references must have the same length")
-        self.ids += list(ids)
-        self.texts += list(texts)
-        self.targets += list(targets)
-        self.references += list(references)
+        self._extend(ids, texts, targets, references)
 
     def summarize(self, field: str | None = None, *, bootstrap: int | None = None,
                   seed: int | None = None) -> Any:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nisqa_prepare import prepare_nisqa  # noqa: E402
 
 from speechbrain_alld.describe.generate import describe_manifests  # noqa: E402
-from speechbrain_alld.inference import write_interface_files  # noqa: E402
+from speechbrain_alld.evaluation import export_trained_models  # noqa: E402
 from speechbrain_alld.stages import run_chain  # noqa: E402
 
 if __name__ == "__main__":
@@ -45,11 +45,4 @@ if __name__ == "__main__":
         sys.exit(f"no descriptive corpus for {missing} in {hparams['descriptions_folder']}: run "
                  "recipes/NISQA/describe.py first, or set run_describe: True")
     results = run_chain(hparams, run_opts)
-    # The trained models load with DescriptiveQualityEvaluator.from_hparams(source=<folder>).
-    for key in ("sft_model", "alld_model"):
-        if key in results and Path(results[key]).is_dir():
-            run_on_main(write_interface_files, args=[results[key]],
-                        kwargs={"max_new_tokens": hparams["max_new_tokens"]})
-    for name, stats in results.items():
-        if isinstance(stats, dict):
-            print(f"{name}: {stats}")
+    export_trained_models(results, hparams["max_new_tokens"])

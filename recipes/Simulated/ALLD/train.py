@@ -10,7 +10,6 @@ The same chain as recipes/NISQA/ALLD/train.py, on data and models that fit a 2-c
 """
 
 import sys
-from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
@@ -18,7 +17,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_alld.corpora import prepare_corpus
 from speechbrain_alld.describe.generate import describe_manifests
-from speechbrain_alld.inference import write_interface_files
+from speechbrain_alld.evaluation import export_trained_models
 from speechbrain_alld.simulation import simulate_corpus
 from speechbrain_alld.stages import init_tiny_models, run_chain
 
@@ -49,12 +48,4 @@ if __name__ == "__main__":
         "expert_config": hparams["tiny_expert"], "expert_steps": hparams["expert_steps"],
         "expert_lr": hparams["expert_lr"], "seed": hparams["seed"], "progress": progress})
     results = run_chain(hparams, run_opts)
-    # The trained models load with DescriptiveQualityEvaluator.from_hparams(source=<folder>).
-    for key in ("sft_model", "alld_model"):
-        if key in results and Path(results[key]).is_dir():
-            run_on_main(write_interface_files, args=[results[key]],
-                        kwargs={"max_new_tokens": hparams["max_new_tokens"]})
-    for name, stats in results.items():
-        if isinstance(stats, dict):
-            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
-            print(f"{name}: {shown}")
+    export_trained_models(results, hparams["max_new_tokens"])
