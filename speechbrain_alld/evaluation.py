@@ -10,7 +10,6 @@ counted, and the outputs are ``items.jsonl``, ``summary.json``, ``summary.md`` a
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from speechbrain_alld.corpora.prepare import write_json_atomic
+from speechbrain_alld.corpora.prepare import read_json, write_json_atomic
 from speechbrain_alld.inference import AudioInputError, DescriptiveQualityEvaluator
 from speechbrain_alld.jsonl_store import JsonlStore
 from speechbrain_alld.metrics import ABStats, MOSStats, bootstrap_ci
@@ -29,10 +28,7 @@ from speechbrain_alld.ratings import DIMENSIONS
 def load_test_items(path: str | Path) -> dict[str, dict[str, Any]]:
     """Test items by id: task, wavs, MOS or winner, dimensions, condition, reference text."""
     path = Path(path)
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read test manifest {path}: {err}") from None
+    entries = read_json(path, "test manifest")
     items = {}
     for key, e in entries.items():
         if "task" in e:  # evaluation items of the training chain

@@ -44,6 +44,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def read_json(path: str | Path, what: str = "manifest") -> Any:
+    """A JSON file's content; a clear ValueError naming ``what`` and the path otherwise."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read {what} {path}: {err}") from None
+
+
 def manifest_path(save_folder: str | Path, subset: str) -> Path:
     """Where the manifest of ``subset`` is written."""
     return Path(save_folder) / f"{subset}.json"

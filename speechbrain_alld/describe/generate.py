@@ -11,7 +11,6 @@ stopped. Outputs: SpeechBrain manifests for both tasks and the paper's JSON-line
 
 from __future__ import annotations
 
-import json
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ from typing import Any
 from speechbrain.utils.logger import get_logger
 from tqdm.auto import tqdm
 
-from speechbrain_alld.corpora.prepare import write_json_atomic
+from speechbrain_alld.corpora.prepare import read_json, write_json_atomic
 from speechbrain_alld.corpora.released import DescriptiveRecord, export_released_jsonl
 from speechbrain_alld.describe.cache import cache_key
 from speechbrain_alld.describe.experts import (
@@ -104,10 +103,7 @@ class DescribeSummary:
 def load_rated_manifest(path: str | Path) -> dict[str, dict[str, Any]]:
     """A prepared SpeechBrain manifest (``prepare_corpus`` output) with its ratings validated."""
     path = Path(path)
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read manifest {path}: {err}") from None
+    entries = read_json(path, "manifest")
     if not isinstance(entries, dict):
         raise ValueError(f"{path}: a manifest must be a JSON object keyed by clip id")
     for clip_id, entry in entries.items():
