@@ -37,6 +37,8 @@ setup(
         "safetensors>=0.4",
         "accelerate>=1.0",  # device_map="auto" for large expert LLMs
     ],
-    extras_require={"dev": ["pytest>=7", "ruff>=0.5"]},
+    extras_require={"dev": ["pytest>=7", "ruff>=0.5"],
+                    # benchmarks/scoring.py: DNSMOS on the same clips, for scale
+                    "bench": ["speechmos==0.0.1.1", "onnxruntime", "librosa"]},
     entry_points={"console_scripts": ["alld-evaluate=speechbrain_alld.cli:main"]},
 )

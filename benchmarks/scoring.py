@@ -4,8 +4,10 @@
     python benchmarks/scoring.py --model results/Simulated/ALLD/seed_0/save/alld/model \
         --clips results/simulated_nisqa/seed_0_16000/NISQA_TEST_SIM/deg
 
-Without ``--model`` a tiny random model of the same classes is built. (A DNSMOS comparison
-for scale is planned with issue #6.)
+Without ``--model`` a tiny random model of the same classes is built. When the optional
+``speechmos`` package is installed (``pip install -e ".[bench]"``; its ONNX weights ship in the
+wheel), DNSMOS P.835 scores the same clips one at a time, for scale: a small non-generative MOS
+predictor next to a generative evaluator.
 """
 
 from __future__ import annotations
@@ -21,6 +23,31 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechbrain_alld.inference import DescriptiveQualityEvaluator  # noqa: E402
+
+
+def dnsmos_speed(clips: list[str]) -> float | None:
+    """DNSMOS P.835 clips/s over ``clips`` (one at a time), or None without ``speechmos``."""
+    try:
+        from speechmos import dnsmos
+    except ImportError:
+        print("speechmos is not installed: no DNSMOS comparison (pip install -e '.[bench]')")
+        return None
+    import soundfile as sf
+    import torch
+    import torchaudio
+
+    def load(path: str):
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        wav = torch.from_numpy(data.T.copy()).mean(0)
+        if sr != 16000:
+            wav = torchaudio.functional.resample(wav, sr, 16000)
+        return wav.numpy()
+
+    dnsmos.run(load(clips[0]), sr=16000)  # warm-up: the ONNX sessions load here
+    t0 = time.perf_counter()
+    for clip in clips:
+        dnsmos.run(load(clip), sr=16000)
+    return len(clips) / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -58,6 +85,9 @@ def main() -> None:
         for start in range(0, len(clips), bs):
             evaluator.describe_batch(clips[start:start + bs])
         results[f"describe_batch_{bs}"] = len(clips) / (time.perf_counter() - t0)
+    dnsmos = dnsmos_speed(clips)
+    if dnsmos is not None:
+        results["dnsmos_p835"] = dnsmos
     base = results["describe_file"]
     print(f"{'method':20s} {'clips/s':>9s} {'x file':>7s}")
     for name, value in results.items():

@@ -26,7 +26,8 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_alld.losses import alld_loss, sequence_logprobs, sft_loss
+from speechbrain_alld.losses import alld_loss, regression_loss, sequence_logprobs, sft_loss
+from speechbrain_alld.metrics import dimension_metrics, mos_metrics
 
 logger = get_logger(__name__)
 
@@ -45,21 +46,14 @@ def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.0):
     return factor
 
 
-class ALLDBrain(sb.Brain):
-    """Trains :class:`~speechbrain_alld.models.audio_llm.AudioLLM` with SFT or ALLD."""
-
-    @property
-    def policy(self) -> Any:
-        """The policy module, unwrapped from DDP / DataParallel."""
-        module = self.modules.policy
-        return module.module if hasattr(module, "module") and not hasattr(
-            module, "prepare_batch") else module
+class _ScheduledBrain(sb.Brain):
+    """One AdamW-style optimiser over the trainable parameters with the warm-up/cosine schedule
+    (``hparams.total_steps``, ``hparams.warmup_steps``), both checkpointed."""
 
     def init_optimizers(self) -> None:
-        """One optimiser over the trainable parameters, plus the warm-up/cosine schedule."""
         params = [p for p in self.modules.parameters() if p.requires_grad]
         if not params:
-            raise RuntimeError("the policy has no trainable parameters (finetune='frozen' "
+            raise RuntimeError("the model has no trainable parameters (finetune='frozen' "
                                "without a trainable projector?)")
         self.optimizer = self.opt_class(params)
         self.optimizers_dict = {"opt_class": self.optimizer}
@@ -74,6 +68,17 @@ class ALLDBrain(sb.Brain):
     def on_fit_batch_end(self, batch, outputs, loss, should_step) -> None:
         if should_step:
             self.lr_scheduler.step()
+
+
+class ALLDBrain(_ScheduledBrain):
+    """Trains :class:`~speechbrain_alld.models.audio_llm.AudioLLM` with SFT or ALLD."""
+
+    @property
+    def policy(self) -> Any:
+        """The policy module, unwrapped from DDP / DataParallel."""
+        module = self.modules.policy
+        return module.module if hasattr(module, "module") and not hasattr(
+            module, "prepare_batch") else module
 
     # ------------------------------------------------------------------ forward / loss
     def _is_alld_train(self, stage: sb.Stage) -> bool:
@@ -130,8 +135,12 @@ class ALLDBrain(sb.Brain):
             if not idx:
                 continue
             targets = [batch.mos[k] if task == "mos" else batch.winner[k] for k in idx]
-            stats.append([batch.id[k] for k in idx], [texts[k] for k in idx], targets,
-                         [batch.response[k] for k in idx])
+            args = ([batch.id[k] for k in idx], [texts[k] for k in idx], targets,
+                    [batch.response[k] for k in idx])
+            if task == "mos" and hasattr(batch, "dims"):
+                stats.append(*args, dimensions=[batch.dims[k] for k in idx])
+            else:
+                stats.append(*args)
 
     # ------------------------------------------------------------------ stage hooks
     def on_stage_start(self, stage, epoch=None) -> None:
@@ -185,3 +194,80 @@ class ALLDBrain(sb.Brain):
                     f.write(json.dumps(item, ensure_ascii=False) + "\n")
             summary = {**stats, "bleu_signature": getattr(self, "bleu_signature", None)}
             (out_dir / f"test_{tag}_summary.json").write_text(json.dumps(summary, indent=2))
+
+
+class RegressionBrain(_ScheduledBrain):
+    """Trains :class:`~speechbrain_alld.models.regression.RegressionBaseline` with MSE.
+
+    Batches (SpeechBrain ``PaddedBatch``) hold ``features`` (``[B, mel, T]``, padded to the
+    window), ``n_frames`` and ``targets`` (``[B, K]`` in the model's ``targets`` order, ``nan``
+    where a rating is missing). Valid and test score MOS (MSE/LCC/SRCC) and each dimension; the
+    test writes ``test_regression_summary.json`` and ``test_regression_items.jsonl`` to
+    ``hparams.output_folder``.
+    """
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        return self.modules.model(batch.features.data, batch.n_frames)
+
+    def compute_objectives(self, predictions, batch, stage):
+        targets = batch.targets.data.to(predictions.device)
+        loss = regression_loss(predictions, targets)
+        if stage != sb.Stage.TRAIN:
+            self._ids += list(batch.id)
+            self._pred.append(predictions.detach().float().cpu())
+            self._true.append(targets.detach().float().cpu())
+        return loss
+
+    def on_stage_start(self, stage, epoch=None) -> None:
+        self._ids: list[str] = []
+        self._pred: list[torch.Tensor] = []
+        self._true: list[torch.Tensor] = []
+
+    def _scores(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        names = self.modules.model.targets
+        pred = torch.cat(self._pred).double().tolist()
+        true = torch.cat(self._true).double().tolist()
+        col = {n: k for k, n in enumerate(names)}
+
+        def known(row: list[float], name: str) -> float | None:
+            value = row[col[name]]
+            return None if math.isnan(value) else value
+
+        rows = [(p, t) for p, t in zip(pred, true) if known(t, "mos") is not None]
+        scores = {f"mos_{k}": v for k, v in mos_metrics(
+            [p[col["mos"]] for p, _ in rows], [t[col["mos"]] for _, t in rows]).items()}
+        dims = [n for n in names if n != "mos"]
+        scores.update({f"mos_{k}": v for k, v in dimension_metrics(
+            [{d: p[col[d]] for d in dims} for p in pred],
+            [{d: known(t, d) for d in dims} for t in true]).items()})
+        items = [{"id": i, **{f"{n}_pred": p[col[n]] for n in names},
+                  **{n: known(t, n) for n in names}} for i, p, t in zip(self._ids, pred, true)]
+        return scores, items
+
+    def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
+        stats: dict[str, Any] = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        scores, items = self._scores()
+        stats.update({k: v for k, v in scores.items() if k in (
+            "mos_mse", "mos_lcc", "mos_srcc") or stage == sb.Stage.TEST})
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]},
+                train_stats=getattr(self, "train_stats", None), valid_stats=stats)
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(meta={"loss": stage_loss},
+                                                     min_keys=["loss"])
+            return
+        self.hparams.train_logger.log_stats(
+            stats_meta={"epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
+        self.test_stats = stats
+        if sb.utils.distributed.if_main_process():
+            out_dir = Path(self.hparams.output_folder)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with open(out_dir / "test_regression_items.jsonl", "w", encoding="utf-8") as f:
+                for item in items:
+                    f.write(json.dumps(item) + "\n")
+            (out_dir / "test_regression_summary.json").write_text(json.dumps(stats, indent=2))

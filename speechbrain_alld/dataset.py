@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from speechbrain_alld.corpora.prepare import write_json_atomic
+from speechbrain_alld.ratings import DIMENSIONS
 
 TASKS = ("mos", "ab")
 
@@ -49,6 +50,7 @@ def load_descriptions(folder: str | Path, split: str, tasks: Sequence[str] = TAS
                 "instruction": entry["instruction"], "prompt": entry["prompt"],
                 "responses": entry["responses"],
                 "mos": entry.get("mos"), "winner": entry.get("winner"),
+                "dims": {d: float(entry[d]) for d in DIMENSIONS if entry.get(d) is not None},
             }
     return items
 
@@ -118,7 +120,7 @@ def _common(item: Mapping[str, Any]) -> dict[str, Any]:
             "duration": item["duration"], "instruction": item["instruction"],
             "prompt": item["prompt"],
             "mos": item["mos"] if item["mos"] is not None else -1.0,
-            "winner": item["winner"] or ""}
+            "winner": item["winner"] or "", "dims": dict(item.get("dims") or {})}
 
 
 def write_examples(path: str | Path, examples: Mapping[str, Any]) -> Path:
@@ -163,7 +165,7 @@ def make_dataset(manifest: str | Path, sample_rate: int = 16000,
         return [load_waveform(w, sample_rate) for w in wavs]
 
     data.add_dynamic_item(audio_pipeline)
-    keys = ["id", "task", "audio", "instruction", "prompt", "response", "mos", "winner",
+    keys = ["id", "task", "audio", "instruction", "prompt", "response", "mos", "winner", "dims",
             *extra_keys]
     first = next(iter(entries.values()), {})
     data.set_output_keys([k for k in keys if k in ("id", "audio") or k in first])

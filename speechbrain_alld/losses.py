@@ -128,3 +128,21 @@ def alld_loss(
         preference_loss=preference.detach(),
         sft_term=sft_term.detach(),
     )
+
+
+def regression_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the known targets (``nan`` marks a missing rating).
+
+    ``predictions`` and ``targets`` are ``[B, K]`` (MOS and the dimensions); each column is
+    averaged over the items that have it, then the columns are averaged, so a dimension rated
+    for few clips weighs as much as MOS.
+    """
+    if predictions.shape != targets.shape:
+        raise ValueError(f"predictions {tuple(predictions.shape)} and targets "
+                         f"{tuple(targets.shape)} differ in shape")
+    known = ~torch.isnan(targets)
+    if not known.any():
+        raise ValueError("no known target in the batch")
+    err = torch.where(known, predictions - torch.nan_to_num(targets), 0.0) ** 2
+    per_column = err.sum(0) / known.sum(0).clamp(min=1)
+    return per_column[known.any(0)].mean()

@@ -275,8 +275,7 @@ class MOSStats(_TextStats):
 
     @staticmethod
     def _parse_dimensions(text: str) -> dict[str, float]:
-        fn = getattr(parsing, "parse_dimensions", None)  # lands in parsing.py separately
-        return dict(fn(text) or {}) if fn is not None else {}
+        return dict(parsing.parse_dimensions(text) or {})
 
     def summarize(self, field: str | None = None, *, bootstrap: int | None = None,
                   seed: int | None = None) -> Any:

@@ -324,7 +324,7 @@ def alld_examples(
 
     Samples cut off by ``max_new_tokens`` are left out (their end-of-turn token, which the
     scores include, was never generated) and counted in the log, unless ``keep_truncated``
-    (debug runs, which only exercise the code).
+    (debug runs, and ALLD straight from a base model that never stops).
     """
     if chosen not in ("cycle", "all"):
         raise ValueError(f"chosen must be 'cycle' or 'all', got {chosen!r}")
@@ -511,7 +511,8 @@ SFT_KEYS = ("policy_source", "policy_dtype", "policy_kwargs", "sft_epochs", "sft
 SAMPLE_KEYS = ("n_rejected", "rejected_temperature", "rejected_top_p", "max_new_tokens", "seed")
 ALLD_KEYS = ("policy_kwargs", "expert_source", "expert_dtype", "alld_chosen", "live_reference",
              "alld_epochs", "alld_lr", "alld_batch_size", "beta", "label_smoothing",
-             "length_normalize", "alpha", "weight_decay", "warmup_ratio", "alld_warmup_steps")
+             "length_normalize", "alpha", "weight_decay", "warmup_ratio", "alld_warmup_steps",
+             "alld_keep_truncated")
 
 
 def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -606,9 +607,10 @@ def run_chain(hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> dict[s
                                seed=hparams.get("seed", 0), progress=progress)
     del sft_policy
     examples = alld_examples(items, rejected, hparams.get("alld_chosen", "cycle"),
-                             keep_truncated=debug)
+                             keep_truncated=debug or hparams.get("alld_keep_truncated", False))
     if not examples:
-        raise ValueError("every sampled y_a hit max_new_tokens: raise max_new_tokens")
+        raise ValueError("every sampled y_a hit max_new_tokens: raise max_new_tokens (or set "
+                         "alld_keep_truncated: True, e.g. for ALLD without the SFT warm-up)")
 
     # 3. Reference log-probs, once, before ALLD (unless computed live).
     live = bool(hparams.get("live_reference", False))

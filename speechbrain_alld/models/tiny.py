@@ -81,6 +81,36 @@ def build_tiny_causal_lm(
     return Qwen2ForCausalLM(config)
 
 
+def tiny_feature_extractor(window_seconds: float = 4.0, num_mel_bins: int = 128):
+    """A Whisper feature extractor whose window is ``window_seconds`` (100 mel frames per s)."""
+    from transformers import WhisperFeatureExtractor
+
+    frames = int(round(window_seconds * 100))
+    if frames % 2 or abs(frames / 100 - window_seconds) > 1e-9:
+        raise ValueError(f"window_seconds must be a multiple of 0.02 s, got {window_seconds}")
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=num_mel_bins, sampling_rate=16000, hop_length=160, n_fft=400,
+        chunk_length=int(window_seconds) if float(window_seconds).is_integer() else window_seconds,
+    )
+    # Whisper derives these from chunk_length; keep them integral for sub-second windows.
+    feature_extractor.n_samples = int(round(window_seconds * 16000))
+    feature_extractor.nb_max_frames = feature_extractor.n_samples // 160
+    return feature_extractor
+
+
+def tiny_audio_encoder_config(window_seconds: float = 4.0, audio_dim: int = 64,
+                              audio_layers: int = 2, num_heads: int = 4,
+                              num_mel_bins: int = 128):
+    """A ``Qwen2AudioEncoderConfig`` whose window is ``window_seconds`` (``window * 25`` tokens)."""
+    from transformers import Qwen2AudioEncoderConfig
+
+    return Qwen2AudioEncoderConfig(
+        num_mel_bins=num_mel_bins, encoder_layers=audio_layers,
+        encoder_attention_heads=num_heads, encoder_ffn_dim=2 * audio_dim, d_model=audio_dim,
+        max_source_positions=int(round(window_seconds * 100)) // 2,
+    )
+
+
 def build_tiny_qwen2_audio(
     tokenizer,
     *,
@@ -101,30 +131,16 @@ def build_tiny_qwen2_audio(
     """
     from transformers import (
         Qwen2AudioConfig,
-        Qwen2AudioEncoderConfig,
         Qwen2AudioForConditionalGeneration,
         Qwen2AudioProcessor,
         Qwen2Config,
-        WhisperFeatureExtractor,
     )
 
-    frames = int(round(window_seconds * 100))
-    if frames % 2 or abs(frames / 100 - window_seconds) > 1e-9:
-        raise ValueError(f"window_seconds must be a multiple of 0.02 s, got {window_seconds}")
-    feature_extractor = WhisperFeatureExtractor(
-        feature_size=num_mel_bins, sampling_rate=16000, hop_length=160, n_fft=400,
-        chunk_length=int(window_seconds) if float(window_seconds).is_integer() else window_seconds,
-    )
-    # Whisper derives these from chunk_length; keep them integral for sub-second windows.
-    feature_extractor.n_samples = int(round(window_seconds * 16000))
-    feature_extractor.nb_max_frames = feature_extractor.n_samples // 160
+    feature_extractor = tiny_feature_extractor(window_seconds, num_mel_bins)
     processor = Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
     config = Qwen2AudioConfig(
-        audio_config=Qwen2AudioEncoderConfig(
-            num_mel_bins=num_mel_bins, encoder_layers=audio_layers,
-            encoder_attention_heads=num_heads, encoder_ffn_dim=2 * audio_dim, d_model=audio_dim,
-            max_source_positions=frames // 2,
-        ),
+        audio_config=tiny_audio_encoder_config(window_seconds, audio_dim, audio_layers,
+                                               num_heads, num_mel_bins),
         text_config=Qwen2Config(
             vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=2 * text_dim,
             num_hidden_layers=text_layers, num_attention_heads=num_heads,

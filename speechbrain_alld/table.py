@@ -1,0 +1,282 @@
+"""The miniature reproduction table: run every system for every seed, aggregate, write markdown.
+
+A table is described by a YAML file (``recipes/Simulated/ALLD/hparams/table.yaml``): the seeds,
+the runs (a recipe script, its hparams, overrides, and which test summaries become which rows)
+and the columns. :func:`run_table` starts each (run, seed) as its own process, skips the ones whose
+summaries exist (so an interrupted table resumes), records every run's wall time, then
+:func:`aggregate` reduces the per-seed scores to mean and spread and :func:`markdown_table` writes
+them. :func:`replace_section` puts the table into a README between two markers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from speechbrain_alld.corpora.prepare import read_json, write_json_atomic
+
+START_MARKER = "<!-- table:start -->"
+END_MARKER = "<!-- table:end -->"
+
+
+def aggregate(per_seed: Mapping[Any, float | None]) -> dict[str, Any]:
+    """Mean, sample standard deviation (n-1), min and max over the seeds' finite values.
+
+    ``n`` counts the finite values, ``n_missing`` the seeds without one (``None``/nan: e.g. no
+    MOS could be parsed); ``std`` is nan with fewer than two values.
+    """
+    values = [float(v) for v in per_seed.values() if v is not None and math.isfinite(float(v))]
+    out: dict[str, Any] = {"n": len(values), "n_missing": len(per_seed) - len(values)}
+    if not values:
+        return {**out, "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan}
+    return {**out, "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else math.nan,
+            "min": min(values), "max": max(values)}
+
+
+def format_value(value: float, fmt: str) -> str:
+    """``f3``/``f2``/``f1``: decimals; ``pct``: a share as percent with one decimal."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if fmt == "pct":
+        return f"{100 * value:.1f}%"
+    if fmt.startswith("f") and fmt[1:].isdigit():
+        return f"{value:.{int(fmt[1:])}f}"
+    raise ValueError(f"unknown format {fmt!r} (expected f<digits> or pct)")
+
+
+def format_cell(agg: Mapping[str, Any], fmt: str) -> str:
+    """``mean ± std`` (the std in the same format; a percent's std in points)."""
+    if agg["n"] == 0:
+        return "n/a"
+    cell = format_value(agg["mean"], fmt)
+    if agg["n"] > 1:
+        spread = format_value(agg["std"], fmt).rstrip("%")
+        cell += f" ± {spread}"
+    if agg["n_missing"]:
+        cell += f" ({agg['n']}/{agg['n'] + agg['n_missing']})"
+    return cell
+
+
+def markdown_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                   columns: Sequence[Sequence[str]]) -> str:
+    """Rows (in ``results`` order) x ``columns`` (``[header, key, format]``) of aggregates.
+
+    ``results[row][key]`` is an :func:`aggregate`; a key a row does not have shows ``–``.
+    """
+    header = "| system | " + " | ".join(c[0] for c in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for row, scores in results.items():
+        cells = [format_cell(scores[key], fmt) if key in scores else "–"
+                 for _, key, fmt in columns]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replace_section(text: str, content: str, start: str = START_MARKER,
+                    end: str = END_MARKER) -> str:
+    """``text`` with what lies between ``start`` and ``end`` replaced by ``content``.
+
+    Without the markers, they and the content are appended at the end.
+    """
+    block = f"{start}\n{content.strip()}\n{end}"
+    i, j = text.find(start), text.find(end)
+    if i < 0 and j < 0:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    if i < 0 or j < i:
+        raise ValueError(f"the text has {end!r} without a {start!r} before it")
+    return text[:i] + block + text[j + len(end):]
+
+
+def machine_description() -> str:
+    """CPU model and core count, RAM, Python and torch versions (for the table's header)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        ram = f", {mem:.0f} GiB RAM"
+    except (ValueError, OSError, AttributeError):
+        ram = ""
+    gpu = "no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
+    return (f"{cpu}, {os.cpu_count()} cores{ram}, {gpu}; Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
+
+
+def _override_args(overrides: Mapping[str, Any], **fields: Any) -> list[str]:
+    """``--key=value`` arguments; ``{run_folder}``, ``{seed}``, ``{output_folder}`` in string
+    values are filled in."""
+    args = []
+    for key, value in overrides.items():
+        if isinstance(value, str):
+            value = value.format(**fields)
+        elif isinstance(value, (list, tuple)):
+            value = "[" + ", ".join(str(v) for v in value) + "]"
+        args.append(f"--{key}={value}")
+    return args
+
+
+def _run_one(config: Mapping[str, Any], name: str, seed: Any, python: str | None,
+             threads: int | None) -> tuple[list[str], float]:
+    """Start one (run, seed) as a process; returns its command and wall seconds."""
+    spec = config["runs"][name]
+    folder = Path(config["output_folder"]) / f"seed_{seed}" / name
+    overrides = {"seed": seed, "output_folder": str(folder),
+                 **dict(config.get("common_overrides") or {}),
+                 **dict(config.get(spec.get("budget") or "", None) or {}),
+                 **dict(spec.get("overrides") or {})}
+    recipe = Path(config["recipe_folder"])
+    cmd = [python or sys.executable, str(recipe / spec["script"]), str(recipe / spec["hparams"]),
+           *_override_args(overrides, run_folder=folder, seed=seed,
+                           output_folder=config["output_folder"]), "--noprogressbar"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "run.log"
+    start = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"{name}/seed_{seed} failed (exit {proc.returncode}): "
+                           f"{' '.join(cmd)}\n--- end of {log} ---\n{tail}")
+    missing = [str(folder / rel) for rel in spec["rows"].values()
+               if not (folder / rel).is_file()]
+    if missing:
+        raise RuntimeError(f"{name}/seed_{seed} finished without writing {missing}")
+    return cmd, seconds
+
+
+def run_table(config: Mapping[str, Any], *, python: str | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Run every (run, seed) of a table config that has not finished, then aggregate.
+
+    ``config["parallel"]`` runs (default 1) go at once, each with ``threads_per_run`` torch
+    threads (default: torch's own choice). The first run listed makes each seed's corpus, so the
+    other runs of a seed start once it has finished. Writes ``runs.json`` (each
+    run's command and wall time), ``table.json`` (per-seed values and aggregates) and
+    ``table.md`` to ``config["output_folder"]``; returns the ``table.json`` content. A failed
+    run raises with the tail of its log; the finished ones stay recorded.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    out = Path(config["output_folder"])
+    out.mkdir(parents=True, exist_ok=True)
+    runs_path = out / "runs.json"
+    runs_log: dict[str, Any] = read_json(runs_path) if runs_path.is_file() else {}
+    names = list(config["runs"])
+
+    def finished(name: str, seed: Any) -> bool:
+        folder = out / f"seed_{seed}" / name
+        return f"{name}/seed_{seed}" in runs_log and all(
+            (folder / rel).is_file() for rel in config["runs"][name]["rows"].values())
+
+    # The first run of a seed makes its corpus: the seed's other runs wait for it.
+    pending = [(n, s) for n in names[:1] for s in config["seeds"] if not finished(n, s)]
+    pending += [(n, s) for s in config["seeds"] for n in names[1:] if not finished(n, s)]
+    bar = tqdm(total=len(pending), desc="table runs", disable=not progress)
+    parallel = int(config.get("parallel", 1) or 1)
+    threads = config.get("threads_per_run")
+    running: dict[Any, tuple[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        while pending or running:
+            for job in list(pending):
+                if len(running) >= parallel:
+                    break
+                name, seed = job
+                first = (names[0], seed)
+                if name != names[0] and (first in pending or first in running.values()):
+                    continue
+                pending.remove(job)
+                running[pool.submit(_run_one, config, name, seed, python, threads)] = job
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name, seed = running.pop(future)
+                cmd, seconds = future.result()  # re-raises a failed run
+                key = f"{name}/seed_{seed}"
+                # A resumed run adds its time to the interrupted attempt's.
+                previous = runs_log.get(key, {}).get("seconds", 0.0)
+                runs_log[key] = {"command": cmd, "seconds": previous + seconds}
+                write_json_atomic(runs_path, runs_log)
+                bar.update(1)
+                bar.set_postfix_str(key)
+    bar.close()
+    return collect_table(config)
+
+
+def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Read every run's test summaries, aggregate over seeds, write table.json and table.md."""
+    out = Path(config["output_folder"])
+    runs_path = out / "runs.json"
+    runs_log = read_json(runs_path) if runs_path.is_file() else {}
+    keys = [c[1] for c in config["columns"]]
+    per_seed: dict[str, dict[str, dict[str, float | None]]] = {}
+    for name, spec in config["runs"].items():
+        for row, rel in spec["rows"].items():
+            values: dict[str, dict[str, float | None]] = {}
+            for seed in config["seeds"]:
+                summary = read_json(out / f"seed_{seed}" / name / rel)
+                values[str(seed)] = {k: summary.get(k) for k in keys if k in summary}
+            per_seed[row] = values
+    results = {row: {k: aggregate({s: v.get(k) for s, v in seeds.items()})
+                     for k in keys if any(k in v for v in seeds.values())}
+               for row, seeds in per_seed.items()}
+    run_seconds = {name: [runs_log.get(f"{name}/seed_{s}", {}).get("seconds")
+                          for s in config["seeds"]] for name in config["runs"]}
+    table = {"per_seed": per_seed, "results": results, "run_seconds": run_seconds,
+             "total_seconds": sum(v for secs in run_seconds.values() for v in secs if v),
+             "seeds": list(config["seeds"]), "machine": machine_description()}
+    write_json_atomic(out / "table.json", table)
+    (out / "table.md").write_text(markdown_table(results, config["columns"]) + "\n",
+                                  encoding="utf-8")
+    return table
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
+
+
+def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
+           date: str | None = None) -> str:
+    """The markdown the README gets: command, date, machine, budget, wall times, the table."""
+    date = date or time.strftime("%Y-%m-%d")
+    seeds = table["seeds"]
+    lines = [
+        f"Command: `{command}`",
+        "",
+        f"Run {date} on {table['machine']}. Seeds {', '.join(str(s) for s in seeds)}; "
+        f"each cell is the mean ± standard deviation over the {len(seeds)} seeds "
+        "(a percent's spread is in points; `(k/n)`: only k seeds gave a value).",
+        "",
+        f"Wall time of the whole table: {_minutes(table['total_seconds'])}. Per run and seed: "
+        + "; ".join(f"{name} " + " / ".join(_minutes(s) if s else "?" for s in secs)
+                    for name, secs in table["run_seconds"].items()) + ".",
+        "",
+        "Budget: " + "; ".join(
+            f"{name}: " + ", ".join(f"{k}={v}" for k, v in {
+                **dict(config.get(spec.get("budget") or "", None) or {}),
+                **dict(spec.get("overrides") or {})}.items())
+            for name, spec in config["runs"].items()) + ".",
+        "",
+        markdown_table(table["results"], config["columns"]),
+    ]
+    return "\n".join(lines)
