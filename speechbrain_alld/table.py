@@ -194,6 +194,9 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
     pending = [(n, s) for n in names[:1] for s in config["seeds"] if not finished(n, s)]
     pending += [(n, s) for s in config["seeds"] for n in names[1:] if not finished(n, s)]
     bar = tqdm(total=len(pending), desc="table runs", disable=not progress)
+    wall_path = out / "wall.json"
+    wall = read_json(wall_path) if wall_path.is_file() else {"seconds": 0.0, "invocations": 0}
+    started = time.perf_counter()
     parallel = int(config.get("parallel", 1) or 1)
     threads = config.get("threads_per_run")
     running: dict[Any, tuple[str, Any]] = {}
@@ -219,6 +222,10 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
                 write_json_atomic(runs_path, runs_log)
                 bar.update(1)
                 bar.set_postfix_str(key)
+                # Elapsed time of every invocation that ran something (resumes add up).
+                write_json_atomic(wall_path, {
+                    "seconds": wall["seconds"] + time.perf_counter() - started,
+                    "invocations": wall["invocations"] + 1})
     bar.close()
     return collect_table(config)
 
@@ -242,8 +249,10 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
                for row, seeds in per_seed.items()}
     run_seconds = {name: [runs_log.get(f"{name}/seed_{s}", {}).get("seconds")
                           for s in config["seeds"]] for name in config["runs"]}
+    wall_path = out / "wall.json"
     table = {"per_seed": per_seed, "results": results, "run_seconds": run_seconds,
              "total_seconds": sum(v for secs in run_seconds.values() for v in secs if v),
+             "wall_seconds": read_json(wall_path)["seconds"] if wall_path.is_file() else None,
              "seeds": list(config["seeds"]), "machine": machine_description()}
     write_json_atomic(out / "table.json", table)
     (out / "table.md").write_text(markdown_table(results, config["columns"]) + "\n",
@@ -267,7 +276,10 @@ def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
         f"each cell is the mean ± standard deviation over the {len(seeds)} seeds "
         "(a percent's spread is in points; `(k/n)`: only k seeds gave a value).",
         "",
-        f"Wall time of the whole table: {_minutes(table['total_seconds'])}. Per run and seed: "
+        f"Wall time of the whole table: {_minutes(table['wall_seconds'] or 0)} with "
+        f"{config.get('parallel', 1)} run(s) at a time, each with "
+        f"{config.get('threads_per_run') or 'the default number of'} thread(s); the runs' own "
+        f"times add up to {_minutes(table['total_seconds'])}. Per run and seed: "
         + "; ".join(f"{name} " + " / ".join(_minutes(s) if s else "?" for s in secs)
                     for name, secs in table["run_seconds"].items()) + ".",
         "",

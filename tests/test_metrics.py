@@ -235,8 +235,7 @@ def test_mos_stats_per_condition_and_dimensions(monkeypatch):
         st.append(["x"], ["t"], [1.0], ["r"], conditions=[])
 
 
-def test_mos_stats_dimensions_without_a_parser_are_counted_unparsed(monkeypatch):
-    monkeypatch.delattr(parsing, "parse_dimensions", raising=False)
+def test_mos_stats_dimensions_a_text_does_not_state_are_counted_unparsed():
     st = MOSStats()
     st.append(["a", "b"], ["MOS: 2.0.", "MOS: 3.0."], [2.0, 3.0], ["r", "r"],
               dimensions=[{"noi": 1.0}, {"noi": 2.0}])
