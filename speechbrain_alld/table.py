@@ -173,7 +173,8 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
     ``config["parallel"]`` runs (default 1) go at once, each with ``threads_per_run`` torch
     threads (default: torch's own choice). The first run listed makes each seed's corpus, so the
     other runs of a seed start once it has finished. Writes ``runs.json`` (each
-    run's command and wall time), ``table.json`` (per-seed values and aggregates) and
+    run's command and wall time), ``wall.json`` (elapsed time), ``table.json`` (per-seed values
+    and aggregates) and
     ``table.md`` to ``config["output_folder"]``; returns the ``table.json`` content. A failed
     run raises with the tail of its log; the finished ones stay recorded.
     """
