@@ -27,7 +27,6 @@ import torch
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.losses import alld_loss, regression_loss, sequence_logprobs, sft_loss
-from speechbrain_alld.metrics import dimension_metrics, mos_metrics
 
 logger = get_logger(__name__)
 
@@ -201,7 +200,9 @@ class RegressionBrain(_ScheduledBrain):
 
     Batches (SpeechBrain ``PaddedBatch``) hold ``features`` (``[B, mel, T]``, padded to the
     window), ``n_frames`` and ``targets`` (``[B, K]`` in the model's ``targets`` order, ``nan``
-    where a rating is missing). Valid and test score MOS (MSE/LCC/SRCC) and each dimension; the
+    where a rating is missing). Valid and test collect the predictions in
+    ``hparams.regression_stats`` (:class:`~speechbrain_alld.metrics.RegressionStats`) and score
+    MOS (MSE/LCC/SRCC) and each dimension; the
     test writes ``test_regression_summary.json`` and ``test_regression_items.jsonl`` to
     ``hparams.output_folder``.
     """
@@ -214,43 +215,19 @@ class RegressionBrain(_ScheduledBrain):
         targets = batch.targets.data.to(predictions.device)
         loss = regression_loss(predictions, targets)
         if stage != sb.Stage.TRAIN:
-            self._ids += list(batch.id)
-            self._pred.append(predictions.detach().float().cpu())
-            self._true.append(targets.detach().float().cpu())
+            self._stats.append(list(batch.id), predictions.detach().float().cpu(),
+                               targets.detach().float().cpu())
         return loss
 
     def on_stage_start(self, stage, epoch=None) -> None:
-        self._ids: list[str] = []
-        self._pred: list[torch.Tensor] = []
-        self._true: list[torch.Tensor] = []
-
-    def _scores(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        names = self.modules.model.targets
-        pred = torch.cat(self._pred).double().tolist()
-        true = torch.cat(self._true).double().tolist()
-        col = {n: k for k, n in enumerate(names)}
-
-        def known(row: list[float], name: str) -> float | None:
-            value = row[col[name]]
-            return None if math.isnan(value) else value
-
-        rows = [(p, t) for p, t in zip(pred, true) if known(t, "mos") is not None]
-        scores = {f"mos_{k}": v for k, v in mos_metrics(
-            [p[col["mos"]] for p, _ in rows], [t[col["mos"]] for _, t in rows]).items()}
-        dims = [n for n in names if n != "mos"]
-        scores.update({f"mos_{k}": v for k, v in dimension_metrics(
-            [{d: p[col[d]] for d in dims} for p in pred],
-            [{d: known(t, d) for d in dims} for t in true]).items()})
-        items = [{"id": i, **{f"{n}_pred": p[col[n]] for n in names},
-                  **{n: known(t, n) for n in names}} for i, p, t in zip(self._ids, pred, true)]
-        return scores, items
+        self._stats = self.hparams.regression_stats(self.modules.model.targets)
 
     def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
         stats: dict[str, Any] = {"loss": stage_loss}
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
-        scores, items = self._scores()
+        scores = self._stats.summarize()
         stats.update({k: v for k, v in scores.items() if k in (
             "mos_mse", "mos_lcc", "mos_srcc") or stage == sb.Stage.TEST})
         if stage == sb.Stage.VALID:
@@ -268,6 +245,6 @@ class RegressionBrain(_ScheduledBrain):
             out_dir = Path(self.hparams.output_folder)
             out_dir.mkdir(parents=True, exist_ok=True)
             with open(out_dir / "test_regression_items.jsonl", "w", encoding="utf-8") as f:
-                for item in items:
+                for item in self._stats.items():
                     f.write(json.dumps(item) + "\n")
             (out_dir / "test_regression_summary.json").write_text(json.dumps(stats, indent=2))

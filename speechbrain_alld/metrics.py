@@ -347,3 +347,57 @@ class ABStats(_TextStats):
     def items(self) -> list[dict[str, Any]]:
         return [{"id": i, "text": t, "verdict_pred": parse_verdict(t), "winner": y}
                 for i, t, y in zip(self.ids, self.texts, self.targets)]
+
+
+class RegressionStats:
+    """Collects a regression model's rating predictions and the human ratings.
+
+    ``append`` takes ``[B, K]`` predictions and targets whose columns are ``names`` (``"mos"``
+    and dimension keys; ``nan`` marks a missing rating); ``summarize`` gives ``mos_metrics`` on
+    MOS and ``dimension_metrics`` on the dimensions, keys prefixed like the generative stats'
+    (``mos_lcc``, ``mos_noi_lcc``, ...).
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        if "mos" not in self.names:
+            raise ValueError(f"the predicted ratings {self.names} do not include 'mos'")
+        self.ids: list[str] = []
+        self.predictions: list[list[float]] = []
+        self.targets: list[list[float]] = []
+
+    def append(self, ids: Sequence[str], predictions: Any, targets: Any) -> None:
+        """Add a batch (tensors or nested lists of shape ``[B, len(names)]``)."""
+        pred = np.asarray(predictions, dtype=np.float64).tolist()
+        true = np.asarray(targets, dtype=np.float64).tolist()
+        if not len(ids) == len(pred) == len(true):
+            raise ValueError("ids, predictions and targets must have the same length")
+        if any(len(row) != len(self.names) for row in pred + true):
+            raise ValueError(f"each row must hold {len(self.names)} values ({self.names})")
+        self.ids += list(ids)
+        self.predictions += pred
+        self.targets += true
+
+    def _known(self, row: Sequence[float], name: str) -> float | None:
+        value = row[self.names.index(name)]
+        return None if math.isnan(value) else value
+
+    def summarize(self) -> dict[str, Any]:
+        """MOS scores over the items with a MOS target, and each dimension's scores."""
+        rows = [(p, t) for p, t in zip(self.predictions, self.targets)
+                if self._known(t, "mos") is not None]
+        k = self.names.index("mos")
+        out = {f"mos_{key}": v for key, v in mos_metrics([p[k] for p, _ in rows],
+                                                          [t[k] for _, t in rows]).items()}
+        dims = [n for n in self.names if n in DIMENSIONS]
+        if dims:
+            out.update({f"mos_{key}": v for key, v in dimension_metrics(
+                [{d: p[self.names.index(d)] for d in dims} for p in self.predictions],
+                [{d: self._known(t, d) for d in dims} for t in self.targets]).items()})
+        return out
+
+    def items(self) -> list[dict[str, Any]]:
+        """Per item: id, each rating's prediction (``<name>_pred``) and target (or None)."""
+        return [{"id": i, **{f"{n}_pred": p[c] for c, n in enumerate(self.names)},
+                 **{n: self._known(t, n) for n in self.names}}
+                for i, p, t in zip(self.ids, self.predictions, self.targets)]

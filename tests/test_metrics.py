@@ -258,3 +258,31 @@ def test_ab_stats_accuracy_ci_against_scipy():
     ref = _scipy_percentile_ci(np.mean, correct, n_resamples=4000, seed=11)
     assert (out["accuracy_ci_low"], out["accuracy_ci_high"]) == pytest.approx(ref, abs=0.03)
     assert out["accuracy_ci_low"] < out["accuracy"] < out["accuracy_ci_high"]
+
+
+def test_regression_stats_against_scipy():
+    from speechbrain_alld.metrics import RegressionStats
+
+    rng = np.random.default_rng(3)
+    true = rng.uniform(1, 5, size=(30, 3))
+    pred = true + rng.normal(0, 0.5, size=(30, 3))
+    true[4, 0] = np.nan   # no MOS for item 4: left out of the MOS scores
+    true[7, 2] = np.nan   # no coloration for item 7
+    st = RegressionStats(["mos", "noi", "col"])
+    st.append([str(k) for k in range(20)], pred[:20], true[:20])
+    st.append([str(k) for k in range(20, 30)], pred[20:].tolist(), true[20:].tolist())
+    out = st.summarize()
+    keep = ~np.isnan(true[:, 0])
+    assert out["mos_n"] == 29
+    assert out["mos_lcc"] == pytest.approx(stats.pearsonr(pred[keep, 0], true[keep, 0])[0])
+    assert out["mos_srcc"] == pytest.approx(stats.spearmanr(pred[keep, 0], true[keep, 0])[0])
+    assert out["mos_mse"] == pytest.approx(np.mean((pred[keep, 0] - true[keep, 0]) ** 2))
+    keep = ~np.isnan(true[:, 2])
+    assert out["mos_col_n"] == 29
+    assert out["mos_col_lcc"] == pytest.approx(stats.pearsonr(pred[keep, 2], true[keep, 2])[0])
+    assert out["mos_dis_n"] == 0  # no target for it: counted, not scored
+    assert st.items()[4]["mos"] is None and st.items()[4]["mos_pred"] == pytest.approx(pred[4, 0])
+    with pytest.raises(ValueError, match="3 values"):
+        st.append(["x"], [[1.0, 2.0]], [[1.0, 2.0]])
+    with pytest.raises(ValueError, match="'mos'"):
+        RegressionStats(["noi"])
