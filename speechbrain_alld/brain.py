@@ -46,8 +46,9 @@ def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.0):
 
 
 class _ScheduledBrain(sb.Brain):
-    """One AdamW-style optimiser over the trainable parameters with the warm-up/cosine schedule
-    (``hparams.total_steps``, ``hparams.warmup_steps``), both checkpointed."""
+    """What both brains share: one AdamW-style optimiser over the trainable parameters with the
+    warm-up/cosine schedule (``hparams.total_steps``, ``hparams.warmup_steps``), both
+    checkpointed, and the end-of-stage logging, checkpointing and test files."""
 
     def init_optimizers(self) -> None:
         params = [p for p in self.modules.parameters() if p.requires_grad]
@@ -67,6 +68,37 @@ class _ScheduledBrain(sb.Brain):
     def on_fit_batch_end(self, batch, outputs, loss, should_step) -> None:
         if should_step:
             self.lr_scheduler.step()
+
+    def _report_stage(self, stage, stage_loss, epoch, stats: dict[str, Any], *, tag: str,
+                      items: Any, meta: dict[str, Any] | None = None,
+                      summary_extra: dict[str, Any] | None = None) -> None:
+        """Keep the train stats; log valid and checkpoint (lowest loss kept); log the test and
+        write ``test_<tag>_items.jsonl`` (``items()``, one JSON line each) and
+        ``test_<tag>_summary.json`` to ``test_output_folder`` (else ``output_folder``)."""
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        meta = dict(meta or {})
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats(
+                stats_meta={**meta, "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]},
+                train_stats=getattr(self, "train_stats", None), valid_stats=stats)
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(meta={"loss": stage_loss},
+                                                     min_keys=["loss"])
+            return
+        self.hparams.train_logger.log_stats(
+            stats_meta={**meta, "epoch loaded": self.hparams.epoch_counter.current},
+            test_stats=stats)
+        self.test_stats = stats
+        out_dir = Path(getattr(self.hparams, "test_output_folder", self.hparams.output_folder))
+        if sb.utils.distributed.if_main_process():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with open(out_dir / f"test_{tag}_items.jsonl", "w", encoding="utf-8") as f:
+                for item in items():
+                    f.write(json.dumps(item, ensure_ascii=False) + "\n")
+            summary = {**stats, **(summary_extra or {})}
+            (out_dir / f"test_{tag}_summary.json").write_text(json.dumps(summary, indent=2))
 
 
 class ALLDBrain(_ScheduledBrain):
@@ -167,32 +199,11 @@ class ALLDBrain(_ScheduledBrain):
         return stats
 
     def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
-        stats = self._stage_stats(stage, stage_loss)
-        if stage == sb.Stage.TRAIN:
-            self.train_stats = stats
-            return
-        if stage == sb.Stage.VALID:
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.hparams.train_logger.log_stats(
-                stats_meta={"stage": self.hparams.stage, "epoch": epoch, "lr": lr},
-                train_stats=getattr(self, "train_stats", None), valid_stats=stats)
-            if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(meta={"loss": stage_loss},
-                                                     min_keys=["loss"])
-            return
-        self.hparams.train_logger.log_stats(
-            stats_meta={"stage": self.hparams.stage, "epoch loaded": self.hparams.epoch_counter
-                        .current}, test_stats=stats)
-        self.test_stats = stats
-        out_dir = Path(getattr(self.hparams, "test_output_folder", self.hparams.output_folder))
-        if sb.utils.distributed.if_main_process():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            tag = self.hparams.stage
-            with open(out_dir / f"test_{tag}_items.jsonl", "w", encoding="utf-8") as f:
-                for item in self._mos_stats.items() + self._ab_stats.items():
-                    f.write(json.dumps(item, ensure_ascii=False) + "\n")
-            summary = {**stats, "bleu_signature": getattr(self, "bleu_signature", None)}
-            (out_dir / f"test_{tag}_summary.json").write_text(json.dumps(summary, indent=2))
+        self._report_stage(
+            stage, stage_loss, epoch, self._stage_stats(stage, stage_loss),
+            tag=self.hparams.stage, meta={"stage": self.hparams.stage},
+            items=lambda: self._mos_stats.items() + self._ab_stats.items(),
+            summary_extra={"bleu_signature": getattr(self, "bleu_signature", None)})
 
 
 class RegressionBrain(_ScheduledBrain):
@@ -224,27 +235,8 @@ class RegressionBrain(_ScheduledBrain):
 
     def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
         stats: dict[str, Any] = {"loss": stage_loss}
-        if stage == sb.Stage.TRAIN:
-            self.train_stats = stats
-            return
-        scores = self._stats.summarize()
-        stats.update({k: v for k, v in scores.items() if k in (
-            "mos_mse", "mos_lcc", "mos_srcc") or stage == sb.Stage.TEST})
-        if stage == sb.Stage.VALID:
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]},
-                train_stats=getattr(self, "train_stats", None), valid_stats=stats)
-            if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(meta={"loss": stage_loss},
-                                                     min_keys=["loss"])
-            return
-        self.hparams.train_logger.log_stats(
-            stats_meta={"epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
-        self.test_stats = stats
-        if sb.utils.distributed.if_main_process():
-            out_dir = Path(self.hparams.output_folder)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with open(out_dir / "test_regression_items.jsonl", "w", encoding="utf-8") as f:
-                for item in self._stats.items():
-                    f.write(json.dumps(item) + "\n")
-            (out_dir / "test_regression_summary.json").write_text(json.dumps(stats, indent=2))
+        if stage != sb.Stage.TRAIN:
+            stats.update({k: v for k, v in self._stats.summarize().items() if k in (
+                "mos_mse", "mos_lcc", "mos_srcc") or stage == sb.Stage.TEST})
+        self._report_stage(stage, stage_loss, epoch, stats, tag="regression",
+                           items=self._stats.items)

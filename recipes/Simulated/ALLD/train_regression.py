@@ -73,8 +73,6 @@ if __name__ == "__main__":
     manifests = run_on_main(prepare_corpus, args=["nisqa", hparams["corpus_folder"],
                                                   hparams["manifest_folder"]],
                             kwargs={"splits": splits})
-    if manifests is None:  # non-main DDP processes: the files exist now
-        manifests = {s: f"{hparams['manifest_folder']}/{s}.json" for s in splits}
     datasets = dataio_prepare(hparams, manifests, hparams["model"])
     steps = math.ceil(len(datasets["train"]) / hparams["batch_size"]) * hparams[
         "number_of_epochs"]
