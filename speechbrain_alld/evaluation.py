@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from speechbrain_alld.corpora.prepare import read_json, write_json_atomic
+from speechbrain_alld.corpora.prepare import read_json
+from speechbrain_alld.durable import write_json_atomic
 from speechbrain_alld.inference import AudioInputError, DescriptiveQualityEvaluator
 from speechbrain_alld.jsonl_store import JsonlStore
 from speechbrain_alld.metrics import ABStats, MOSStats, bootstrap_ci

@@ -8,9 +8,7 @@ CSVs; a rerun with the same options and unchanged CSVs does nothing, anything el
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,29 +17,12 @@ from typing import Any
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.corpora.base import get_reader
+from speechbrain_alld.durable import file_fingerprint, write_json_atomic
 
 logger = get_logger(__name__)
 
 OPTS_FILE = "prepare_opts.json"
 REPORT_FILE = "prepare_report.json"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name: concurrent writers never share (or steal) a temp file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_json(path: str | Path, what: str = "manifest") -> Any:
@@ -60,11 +41,8 @@ def manifest_path(save_folder: str | Path, subset: str) -> Path:
 
 def _fingerprint(root: Path) -> str:
     """Hash of every CSV under the corpus root (names, sizes, contents)."""
-    digest = hashlib.sha256()
-    for csv_path in sorted(root.glob("*.csv")) + sorted(root.glob("*/*.csv")):
-        digest.update(str(csv_path.relative_to(root)).encode())
-        digest.update(csv_path.read_bytes())
-    return digest.hexdigest()
+    return file_fingerprint(*sorted(root.glob("*.csv")), *sorted(root.glob("*/*.csv")),
+                            root=root)
 
 
 def prepare_corpus(

@@ -16,7 +16,6 @@ reports every record whose audio cannot be found.
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from speechbrain_alld.corpora.base import CorpusError
+from speechbrain_alld.durable import atomic_output
 from speechbrain_alld.ratings import RatingError, RatingRecord, ReadReport
 
 AUDIO_PLACEHOLDER = "<audio>"
@@ -271,20 +271,14 @@ def export_released_jsonl(
     With ``relative_to`` the audio paths are written relative to that folder (portable corpora).
     The file is written to a temporary name and renamed, so it is never left half written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     base = Path(relative_to).resolve() if relative_to is not None else None
 
     def path_map(p: Path) -> str:
         return str(Path(p).resolve().relative_to(base)) if base is not None else str(p)
 
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in records:
             f.write(json.dumps(rec.to_released(path_map), ensure_ascii=False) + "\n")
             count += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return count

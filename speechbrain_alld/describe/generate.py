@@ -20,7 +20,7 @@ from typing import Any
 from speechbrain.utils.logger import get_logger
 from tqdm.auto import tqdm
 
-from speechbrain_alld.corpora.prepare import read_json, write_json_atomic
+from speechbrain_alld.corpora.prepare import read_json
 from speechbrain_alld.corpora.released import DescriptiveRecord, export_released_jsonl
 from speechbrain_alld.describe.cache import cache_key
 from speechbrain_alld.describe.experts import (
@@ -31,6 +31,7 @@ from speechbrain_alld.describe.experts import (
 )
 from speechbrain_alld.describe.pairs import Pair, sample_pairs
 from speechbrain_alld.describe.prompts import DEFAULT_INSTRUCTIONS, PromptExample, build_prompt
+from speechbrain_alld.durable import write_json_atomic
 from speechbrain_alld.jsonl_store import JsonlStore
 from speechbrain_alld.parsing import parse_mos, parse_verdict
 from speechbrain_alld.ratings import RatingError, RatingRecord
