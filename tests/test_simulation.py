@@ -5,6 +5,7 @@ Tests that synthesise speech need espeak-ng; they fail (never skip) when it is m
 
 import csv
 import dataclasses
+import json
 import math
 import re
 import shutil
@@ -108,6 +109,7 @@ def test_layout_columns_and_files(corpus):
             for key in ("mos", "noi", "col", "dis", "loud", "mos_std", "sim_true_mos"):
                 assert re.fullmatch(r"\d\.\d{4}", row[key]), (key, row[key])
     assert concatenated == all_rows
+    assert not list(root.rglob(".*"))  # no temporary file is left behind
     # several degradation families and some variety of voices actually occur
     assert len({r["con"] for r in all_rows}) >= 5
     assert len({r["sim_voice"] for r in all_rows}) >= 5
@@ -354,6 +356,35 @@ def test_resume_after_interruption(espeak, tmp_path):
     (root / seen[0]).unlink()  # a lost file is made again, identically
     assert simulate_corpus(root, sizes, seed=5, progress=False).n_generated == 1
     assert wav_bytes(root) == wav_bytes(straight)
+
+
+def _progress_lines(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / PROGRESS_FILE).read_text().splitlines()]
+
+
+def test_stale_progress_entry_is_made_again(espeak, tmp_path):
+    root = tmp_path / "stale"
+    sizes = {"NISQA_TEST_SIM": 3}
+    simulate_corpus(root, sizes, seed=0, progress=False)
+    before = wav_bytes(root)
+    entry = next(e for e in _progress_lines(root) if e["index"] == 1)
+    with open(root / PROGRESS_FILE, "a", encoding="utf-8") as f:  # the last entry of a key wins
+        f.write(json.dumps({**entry, "fingerprint": "another-run"}) + "\n")
+    summary = simulate_corpus(root, sizes, seed=0, progress=False)
+    assert (summary.n_resumed, summary.n_generated) == (2, 1)
+    assert wav_bytes(root) == before
+
+
+def test_progress_log_of_an_older_version_is_resumed(espeak, tmp_path):
+    root = tmp_path / "legacy"
+    sizes = {"NISQA_TEST_SIM": 3}
+    simulate_corpus(root, sizes, seed=0, progress=False)
+    legacy = [{k: e[k] for k in ("subset", "index", "row")} for e in _progress_lines(root)]
+    (root / PROGRESS_FILE).write_text("".join(json.dumps(e) + "\n" for e in legacy)
+                                      + '{"subset": "NISQA_TEST_SIM", "ind')  # torn last line
+    summary = simulate_corpus(root, sizes, seed=0, progress=False)
+    assert (summary.n_resumed, summary.n_generated) == (3, 0)
+    assert {e["key"] for e in _progress_lines(root)} == {f"NISQA_TEST_SIM:{i}" for i in range(3)}
 
 
 def test_changed_settings_raise_unless_overwrite(espeak, tmp_path):

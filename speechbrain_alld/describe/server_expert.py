@@ -15,7 +15,6 @@ Only the Python standard library is used for HTTP.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -31,6 +30,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.describe.experts import Expert, GenerationRequest, SamplingConfig
 from speechbrain_alld.describe.prompts import DEFAULT_SYSTEM_PROMPT, build_verdict_prompt
+from speechbrain_alld.durable import stable_seed
 
 logger = get_logger(__name__)
 _LETTER = re.compile(r"\b([AB])\b")
@@ -41,8 +41,7 @@ _ITEM_ERRORS = {400, 413, 422}
 
 
 def _item_seed(request: GenerationRequest) -> int:
-    key = f"{request.item_id}:{request.seed}".encode()
-    return int(hashlib.sha256(key).hexdigest()[:8], 16)
+    return stable_seed(f"{request.item_id}:{request.seed}")
 
 
 class ServerError(RuntimeError):

@@ -8,7 +8,7 @@ test and demonstrate the pipeline; never report results on it as results on huma
     simulate_corpus("results/simulated_nisqa", {"NISQA_TRAIN_SIM": 200, "NISQA_TEST_SIM": 50})
 """
 
-from speechbrain_alld.simulation.corpus import (
+from speechbrain_alld.simulation.config import (
     CSV_COLUMNS,
     DEFAULT_SIZES,
     SIM_COLUMNS,
@@ -16,17 +16,16 @@ from speechbrain_alld.simulation.corpus import (
     SimulationConfigError,
     SimulationError,
     SimulationMismatchError,
-    SimulationSummary,
-    params_from_row,
-    plan_degradations,
-    simulate_corpus,
 )
+from speechbrain_alld.simulation.corpus import SimulationSummary, simulate_corpus
 from speechbrain_alld.simulation.degradations import (
     DegradationParams,
     active_speech_level,
     apply_degradations,
 )
+from speechbrain_alld.simulation.plan import plan_degradations
 from speechbrain_alld.simulation.rating_model import simulate_votes, true_ratings
+from speechbrain_alld.simulation.render import params_from_row
 
 __all__ = [
     "CSV_COLUMNS",

@@ -23,6 +23,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from speechbrain_alld.durable import stable_seed
+
 POOLS: tuple[str, ...] = ("train", "val", "test", "babble")
 #: Share of the sentence hash space given to each pool (out of 20).
 _POOL_SLOTS: dict[str, range] = {
@@ -144,7 +146,7 @@ def make_sentence(rng: np.random.Generator) -> str:
 
 
 def _hash_slot(key: str) -> int:
-    return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") % 20
+    return stable_seed(key, n_bytes=8, algorithm="sha1") % 20
 
 
 def sentence_pool(text: str) -> str:
