@@ -28,8 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from speechbrain_alld.ratings import DIMENSIONS
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-CSV_COLUMNS = ("path", "mos", "noi", "col", "dis", "loud", "parsed", "text")
+CSV_COLUMNS = ("path", "mos", *DIMENSIONS, "parsed", "text")
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
 
@@ -203,7 +205,7 @@ class ResultWriter:
         if self.csv is not None:
             flat = {"path": row["path"], "mos": "" if row["mos"] is None else row["mos"],
                     "parsed": row["parsed"], "text": row["text"]}
-            for dim in ("noi", "col", "dis", "loud"):
+            for dim in DIMENSIONS:
                 value = row["dimensions"].get(dim)
                 flat[dim] = "" if value is None else value
             self.csv.writerow(flat)

@@ -17,8 +17,11 @@ to it makes a local folder loadable with ``speechbrain.inference.interfaces.fore
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ from speechbrain.inference.interfaces import Pretrained
 
 from speechbrain_alld.describe.prompts import DEFAULT_INSTRUCTIONS
 from speechbrain_alld.models.audio_llm import AudioLLM
-from speechbrain_alld.parsing import parse_mos, parse_verdict
+from speechbrain_alld.parsing import parse_dimensions, parse_mos, parse_verdict
 
 LONG_AUDIO_POLICIES = ("chunk", "truncate", "error")
 SILENCE_PEAK = 1e-4  # a peak below this (about -80 dBFS) counts as silence
@@ -60,13 +63,6 @@ class Comparison:
     texts: list[str] = field(default_factory=list)
     verdicts: list[str | None] = field(default_factory=list)
     note: str = ""
-
-
-def _parse_dimensions(text: str) -> dict[str, float]:
-    from speechbrain_alld import parsing
-
-    fn = getattr(parsing, "parse_dimensions", None)
-    return fn(text) if fn is not None else {}
 
 
 class DescriptiveQualityEvaluator(Pretrained):
@@ -202,7 +198,7 @@ class DescriptiveQualityEvaluator(Pretrained):
     @staticmethod
     def _description(text: str, source: str) -> QualityDescription:
         mos = parse_mos(text)
-        return QualityDescription(text, mos, _parse_dimensions(text), mos is not None, source)
+        return QualityDescription(text, mos, parse_dimensions(text), mos is not None, source)
 
     # ------------------------------------------------------------------ A/B task
     @torch.no_grad()
@@ -233,21 +229,8 @@ def combine_orders(texts: Sequence[str]) -> Comparison:
                            "(in the A-B naming); no verdict is picked")
 
 
-INTERFACE_YAML = """\
-# DescriptiveQualityEvaluator (speechbrain_alld.inference):
-#   DescriptiveQualityEvaluator.from_hparams(source=<this folder or hub id>, savedir=...)
-model_source: null      # set by from_hparams to its source
-max_new_tokens: {max_new_tokens}
-long_audio: {long_audio}        # chunk | truncate | error, for clips longer than the window
-min_chunk_seconds: 1.0
-dtype: auto
-instructions:
-    mos: {mos}
-    ab: {ab}
-modules: {{}}
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables: {{}}
-"""
+#: The ``hyperparams.yaml`` template written into model folders; it ships inside the package.
+INTERFACE_HPARAMS = "hparams/DescriptiveQualityEvaluator.yaml"
 
 CUSTOM_INTERFACE = '''"""foreign_class entry point (the interface is speechbrain_alld.inference)."""
 
@@ -255,20 +238,42 @@ from speechbrain_alld.inference import DescriptiveQualityEvaluator as CustomInte
 '''
 
 
+def interface_hparams_template() -> str:
+    """The text of the packaged ``hyperparams.yaml`` template (:data:`INTERFACE_HPARAMS`)."""
+    return files("speechbrain_alld").joinpath(INTERFACE_HPARAMS).read_text(encoding="utf-8")
+
+
+def _set_yaml_value(text: str, key: str, value: str) -> str:
+    """``text`` with the value of the one ``key:`` line (at any indentation) set to ``value``.
+
+    ``value`` must already be a YAML scalar (a number, a plain word or a JSON string); a
+    trailing comment on the line is kept.
+    """
+    pattern = re.compile(rf"^([ \t]*{re.escape(key)}:[ \t]+)\S.*?(?=[ \t]+#|$)", re.MULTILINE)
+    out, n = pattern.subn(lambda m: m.group(1) + value, text)
+    if n != 1:
+        raise ValueError(f"the interface template has {n} '{key}:' lines, expected one")
+    return out
+
+
 def write_interface_files(folder: str | Path, *, max_new_tokens: int = 256,
                           long_audio: str = "chunk",
                           instructions: dict[str, str] | None = None) -> Path:
-    """Write ``hyperparams.yaml`` and ``custom_interface.py`` into a saved model folder."""
-    import json
+    """Write ``hyperparams.yaml`` and ``custom_interface.py`` into a saved model folder.
 
+    ``hyperparams.yaml`` is the packaged template with ``max_new_tokens``, ``long_audio`` and
+    the instructions (JSON-quoted, so any text stays one YAML string) filled in.
+    """
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no Hugging Face model (config.json missing)")
     if long_audio not in LONG_AUDIO_POLICIES:
         raise ValueError(f"long_audio must be one of {LONG_AUDIO_POLICIES}, got {long_audio!r}")
     ins = {**DEFAULT_INSTRUCTIONS, **(instructions or {})}
-    text = INTERFACE_YAML.format(max_new_tokens=max_new_tokens, long_audio=long_audio,
-                                 mos=json.dumps(ins["mos"]), ab=json.dumps(ins["ab"]))
+    text = interface_hparams_template()
+    for key, value in (("max_new_tokens", str(max_new_tokens)), ("long_audio", long_audio),
+                       ("mos", json.dumps(ins["mos"])), ("ab", json.dumps(ins["ab"]))):
+        text = _set_yaml_value(text, key, value)
     (folder / "hyperparams.yaml").write_text(text, encoding="utf-8")
     (folder / "custom_interface.py").write_text(CUSTOM_INTERFACE, encoding="utf-8")
     return folder / "hyperparams.yaml"

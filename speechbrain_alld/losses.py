@@ -24,9 +24,30 @@ def sequence_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example summed log-probs of the labelled tokens and their counts.
 
-    ``logits`` is ``[B, T, V]`` from a causal LM over the full sequence, ``labels`` ``[B, T]``
-    holds the token ids of the response positions and ``ignore_index`` elsewhere (prompt,
-    padding, audio). Position t predicts token t+1, as in transformers' own loss.
+    Position t predicts token t+1, as in transformers' own loss. Half-precision logits are
+    upcast to float32 for the log-softmax.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``[B, T, V]`` from a causal LM over the full sequence.
+    labels : torch.Tensor
+        ``[B, T]``: the token ids at the response positions, ``ignore_index`` elsewhere
+        (prompt, padding, audio).
+    ignore_index : int
+        The label of positions that do not count.
+
+    Returns
+    -------
+    tuple[torch.Tensor, torch.Tensor]
+        ``[B]`` summed log-probs of the labelled tokens and ``[B]`` how many there are.
+
+    Example
+    -------
+    >>> logits = torch.zeros(1, 3, 4)  # uniform over 4 tokens: log(1/4) per token
+    >>> logp, n = sequence_logprobs(logits, torch.tensor([[IGNORE_INDEX, 2, 1]]))
+    >>> round(float(logp), 4), n.tolist()
+    (-2.7726, [2])
     """
     if logits.shape[:2] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
@@ -49,7 +70,33 @@ def sequence_logprobs(
 def sft_loss(
     logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
-    """Cross-entropy averaged over all response tokens of the batch (prompt/padding masked)."""
+    """Cross-entropy averaged over all response tokens of the batch (prompt/padding masked).
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``[B, T, V]`` from a causal LM over the full sequence.
+    labels : torch.Tensor
+        ``[B, T]`` response token ids, ``ignore_index`` elsewhere.
+    ignore_index : int
+        The label of positions that do not count.
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar mean negative log-likelihood per response token.
+
+    Raises
+    ------
+    ValueError
+        When no position of the batch is labelled.
+
+    Example
+    -------
+    >>> loss = sft_loss(torch.zeros(1, 3, 4), torch.tensor([[IGNORE_INDEX, 2, 1]]))
+    >>> round(float(loss), 4)  # log(4)
+    1.3863
+    """
     logp_sum, n_tokens = sequence_logprobs(logits, labels, ignore_index)
     total = n_tokens.sum()
     if total == 0:
@@ -59,7 +106,15 @@ def sft_loss(
 
 @dataclass
 class ALLDOutput:
-    """The ALLD loss and what to log with it."""
+    """The ALLD loss and what to log with it (returned by :func:`alld_loss`).
+
+    Example
+    -------
+    >>> out = alld_loss(torch.tensor([-4.0]), torch.tensor([-5.0]), torch.tensor([-4.0]),
+    ...                 torch.tensor([-4.0]), beta=0.5)
+    >>> out.chosen_rewards.tolist(), out.rejected_rewards.tolist(), float(out.reward_margin)
+    ([0.0], [-0.5], 0.5)
+    """
 
     loss: torch.Tensor  # scalar to backpropagate
     chosen_rewards: torch.Tensor  # [B] beta * (pc - rc), detached
@@ -85,11 +140,48 @@ def alld_loss(
 ) -> ALLDOutput:
     """ALLD: DPO's loss with the expert text LLM as the reference policy.
 
-    All inputs are ``[B]`` summed log-probs over response tokens. ``length_normalize`` divides
-    each by its response length (``chosen_lengths``/``rejected_lengths``, required then).
-    ``label_smoothing`` > 0 gives conservative DPO. ``alpha`` > 0 adds
-    ``alpha * NLL_per_token(y_t)`` of the policy on the chosen response (needs
-    ``chosen_lengths``).
+    Arguments
+    ---------
+    policy_chosen : torch.Tensor
+        ``[B]`` log pi_theta(y_t | x_a), summed over the response tokens.
+    policy_rejected : torch.Tensor
+        ``[B]`` log pi_theta(y_a | x_a).
+    ref_chosen : torch.Tensor
+        ``[B]`` log pi_ref(y_t | x_t).
+    ref_rejected : torch.Tensor
+        ``[B]`` log pi_ref(y_a | x_t).
+    beta : float
+        The scale of the log-ratio margin (> 0).
+    label_smoothing : float
+        In [0, 0.5); > 0 gives conservative DPO.
+    length_normalize : bool
+        Divide each log-prob by its response length (``chosen_lengths`` /
+        ``rejected_lengths``, required then).
+    chosen_lengths : torch.Tensor | None
+        ``[B]`` token counts of the chosen responses.
+    rejected_lengths : torch.Tensor | None
+        ``[B]`` token counts of the rejected responses.
+    alpha : float
+        > 0 adds ``alpha * NLL_per_token(y_t)`` of the policy on the chosen response (needs
+        ``chosen_lengths``).
+
+    Returns
+    -------
+    ALLDOutput
+        The loss to backpropagate and the detached rewards and terms to log.
+
+    Example
+    -------
+    >>> out = alld_loss(torch.tensor([-4.0, -6.0]), torch.tensor([-5.0, -5.0]),
+    ...                 torch.tensor([-4.0, -5.0]), torch.tensor([-4.0, -4.0]), beta=0.5)
+    >>> round(float(out.loss), 4), float(out.reward_margin), float(out.reward_accuracy)
+    (0.5836, 0.25, 0.5)
+    >>> n = torch.tensor([2, 2])
+    >>> out = alld_loss(torch.tensor([-4.0, -6.0]), torch.tensor([-5.0, -5.0]),
+    ...                 torch.tensor([-4.0, -5.0]), torch.tensor([-4.0, -4.0]), alpha=1.0,
+    ...                 chosen_lengths=n)
+    >>> float(out.sft_term)  # mean of 4/2 and 6/2
+    2.5
     """
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
@@ -133,9 +225,27 @@ def alld_loss(
 def regression_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the known targets (``nan`` marks a missing rating).
 
-    ``predictions`` and ``targets`` are ``[B, K]`` (MOS and the dimensions); each column is
-    averaged over the items that have it, then the columns are averaged, so a dimension rated
-    for few clips weighs as much as MOS.
+    Each column is averaged over the items that have it, then the columns that have any are
+    averaged, so a dimension rated for few clips weighs as much as MOS.
+
+    Arguments
+    ---------
+    predictions : torch.Tensor
+        ``[B, K]`` predicted ratings (MOS and the dimensions).
+    targets : torch.Tensor
+        ``[B, K]`` human ratings, ``nan`` where not rated.
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar loss.
+
+    Example
+    -------
+    >>> pred = torch.tensor([[3.0, 2.0], [4.0, 5.0]])
+    >>> true = torch.tensor([[2.0, float("nan")], [4.0, 3.0]])
+    >>> float(regression_loss(pred, true))  # (mean(1, 0) + mean(4)) / 2
+    2.25
     """
     if predictions.shape != targets.shape:
         raise ValueError(f"predictions {tuple(predictions.shape)} and targets "

@@ -28,31 +28,75 @@ _NAN = float("nan")
 
 
 def mos_metrics(predicted: Sequence[float | None], target: Sequence[float]) -> dict[str, Any]:
-    """MSE, RMSE, LCC, SRCC, KTAU on the parsed predictions; ``None`` entries are unparsed."""
+    """MSE, RMSE, LCC, SRCC and KTAU of the parsed MOS predictions against the human MOS.
+
+    The scores use the items whose prediction was parsed; the others are counted. Correlations
+    are nan when undefined (fewer than 2 parsed items or a constant input).
+
+    Arguments
+    ---------
+    predicted : Sequence[float | None]
+        The MOS read from each generated text; ``None`` for a text without one (unparsed).
+    target : Sequence[float]
+        The human MOS of each item.
+
+    Returns
+    -------
+    dict[str, Any]
+        ``n``, ``n_parsed``, ``n_unparsed``, ``unparsed_share``, ``mse``, ``rmse``, ``lcc``
+        (Pearson), ``srcc`` (Spearman) and ``ktau`` (Kendall's tau-b).
+
+    Example
+    -------
+    >>> out = mos_metrics([3.0, None, 4.0, 2.0], [3.5, 2.0, 4.5, 1.0])
+    >>> out["n"], out["n_parsed"], out["n_unparsed"], out["unparsed_share"]
+    (4, 3, 1, 0.25)
+    >>> out["mse"], round(out["lcc"], 4), out["srcc"], out["ktau"]
+    (0.5, 0.9707, 1.0, 1.0)
+    """
     if len(predicted) != len(target):
         raise ValueError(f"{len(predicted)} predictions for {len(target)} targets")
     pairs = [(p, t) for p, t in zip(predicted, target) if p is not None]
     n, n_unparsed = len(pairs), len(target) - len(pairs)
     out: dict[str, Any] = {"n": len(target), "n_parsed": n, "n_unparsed": n_unparsed,
                            "unparsed_share": n_unparsed / len(target) if target else 0.0}
-    nan = float("nan")
     if n == 0:
-        out.update(mse=nan, rmse=nan, lcc=nan, srcc=nan, ktau=nan)
+        out.update(mse=_NAN, rmse=_NAN, lcc=_NAN, srcc=_NAN, ktau=_NAN)
         return out
     p = np.array([x for x, _ in pairs], dtype=np.float64)
     t = np.array([y for _, y in pairs], dtype=np.float64)
     mse = float(np.mean((p - t) ** 2))
-    out.update(mse=mse, rmse=math.sqrt(mse))
-    if n < 2 or np.ptp(p) == 0 or np.ptp(t) == 0:
-        out.update(lcc=nan, srcc=nan, ktau=nan)  # correlation undefined for constant input
-    else:
-        out.update(lcc=float(sps.pearsonr(p, t)[0]), srcc=float(sps.spearmanr(p, t)[0]),
-                   ktau=float(sps.kendalltau(p, t)[0]))
+    out.update(mse=mse, rmse=math.sqrt(mse), lcc=_pearson(p, t), srcc=_spearman(p, t),
+               ktau=_kendall(p, t))
     return out
 
 
 def ab_metrics(predicted: Sequence[str | None], target: Sequence[str]) -> dict[str, Any]:
-    """A/B accuracy over all items (unparsed count as wrong) and over parsed / non-tie items."""
+    """Accuracy of A/B verdicts: over all items, over the parsed ones and over non-tie items.
+
+    Arguments
+    ---------
+    predicted : Sequence[str | None]
+        The verdict read from each comparison text (``"A"``, ``"B"``, ``"tie"``), ``None``
+        when unparsed.
+    target : Sequence[str]
+        The true winner of each pair (``"A"``, ``"B"`` or ``"tie"``).
+
+    Returns
+    -------
+    dict[str, Any]
+        ``n``, ``n_parsed``, ``n_unparsed``, ``unparsed_share``, ``accuracy`` (over all items,
+        an unparsed verdict counts as wrong), ``accuracy_parsed`` (over the parsed verdicts) and
+        ``accuracy_non_tie`` (over the parsed verdicts of pairs that are not a tie).
+
+    Example
+    -------
+    >>> out = ab_metrics(["A", "B", None, "A"], ["A", "A", "B", "tie"])
+    >>> out["n_parsed"], out["accuracy"], out["accuracy_non_tie"]
+    (3, 0.25, 0.5)
+    >>> round(out["accuracy_parsed"], 3)
+    0.333
+    """
     if len(predicted) != len(target):
         raise ValueError(f"{len(predicted)} verdicts for {len(target)} targets")
     n = len(target)
@@ -72,7 +116,26 @@ def ab_metrics(predicted: Sequence[str | None], target: Sequence[str]) -> dict[s
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-    """sacreBLEU corpus BLEU of hypotheses against one reference each, with its signature."""
+    """sacreBLEU corpus BLEU of hypotheses against one reference each, with its signature.
+
+    Arguments
+    ---------
+    hypotheses : Sequence[str]
+        The generated texts.
+    references : Sequence[str]
+        One reference (expert) text per hypothesis.
+
+    Returns
+    -------
+    dict[str, Any]
+        ``bleu`` (0..100) and ``signature`` (sacreBLEU's description of the settings).
+
+    Example
+    -------
+    >>> out = corpus_bleu(["the speech is clean"], ["the speech is clean"])
+    >>> round(out["bleu"], 6), out["signature"].startswith("nrefs:1|")
+    (100.0, True)
+    """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     metric = sacrebleu.metrics.BLEU()
@@ -80,18 +143,24 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
     return {"bleu": float(score.score), "signature": str(metric.get_signature())}
 
 
+def _correlation_defined(p: np.ndarray, t: np.ndarray) -> bool:
+    """Whether a correlation of ``p`` and ``t`` is defined: 2+ items, neither input constant."""
+    return len(p) >= 2 and np.ptp(p) != 0 and np.ptp(t) != 0
+
+
 def _pearson(p: np.ndarray, t: np.ndarray) -> float:
-    """Pearson correlation; nan when undefined (fewer than 2 items or a constant input)."""
-    if len(p) < 2 or np.ptp(p) == 0 or np.ptp(t) == 0:
-        return _NAN
-    return float(np.corrcoef(p, t)[0, 1])
+    """Pearson correlation (``scipy.stats.pearsonr``); nan when undefined."""
+    return float(sps.pearsonr(p, t)[0]) if _correlation_defined(p, t) else _NAN
 
 
 def _spearman(p: np.ndarray, t: np.ndarray) -> float:
-    """Spearman correlation (Pearson of average ranks); nan when undefined."""
-    if len(p) < 2 or np.ptp(p) == 0 or np.ptp(t) == 0:
-        return _NAN
-    return _pearson(sps.rankdata(p), sps.rankdata(t))
+    """Spearman rank correlation (``scipy.stats.spearmanr``); nan when undefined."""
+    return float(sps.spearmanr(p, t)[0]) if _correlation_defined(p, t) else _NAN
+
+
+def _kendall(p: np.ndarray, t: np.ndarray) -> float:
+    """Kendall's tau-b (``scipy.stats.kendalltau``); nan when undefined."""
+    return float(sps.kendalltau(p, t)[0]) if _correlation_defined(p, t) else _NAN
 
 
 def _mse(p: np.ndarray, t: np.ndarray) -> float:
@@ -100,11 +169,33 @@ def _mse(p: np.ndarray, t: np.ndarray) -> float:
 
 def dimension_metrics(predicted: Sequence[Mapping[str, float | None] | None],
                       targets: Sequence[Mapping[str, float | None] | None]) -> dict[str, Any]:
-    """Per-dimension scores, flat: ``{dim}_n``, ``{dim}_n_parsed``, ``{dim}_n_unparsed``,
-    ``{dim}_mse`` and ``{dim}_lcc`` for each of noi/col/dis/loud.
+    """Per-dimension scores for each of :data:`~speechbrain_alld.ratings.DIMENSIONS`.
 
     ``{dim}_n`` counts the items with a target for the dimension; the scores use those whose
-    prediction states it (``None`` / a missing key is unparsed, counted in ``{dim}_n_unparsed``).
+    prediction states it (``None``, nan or a missing key is unparsed, counted in
+    ``{dim}_n_unparsed``).
+
+    Arguments
+    ---------
+    predicted : Sequence[Mapping[str, float | None] | None]
+        The dimension values read from each text (``None`` for nothing read).
+    targets : Sequence[Mapping[str, float | None] | None]
+        The human dimension ratings of each item (``None``/nan/missing: not rated).
+
+    Returns
+    -------
+    dict[str, Any]
+        Flat: ``{dim}_n``, ``{dim}_n_parsed``, ``{dim}_n_unparsed``, ``{dim}_mse`` and
+        ``{dim}_lcc`` (nan when undefined) per dimension.
+
+    Example
+    -------
+    >>> out = dimension_metrics([{"noi": 2.0, "col": 4.0}, {"noi": 3.0}, None],
+    ...                         [{"noi": 1.5, "col": 4.5}, {"noi": 3.5, "col": 3.0}, {"noi": 4.0}])
+    >>> out["noi_n"], out["noi_n_parsed"], out["noi_n_unparsed"], out["noi_mse"], out["noi_lcc"]
+    (3, 2, 1, 0.25, 1.0)
+    >>> out["col_n_parsed"], out["col_mse"], out["col_lcc"], out["dis_n"]
+    (1, 0.25, nan, 0)
     """
     if len(predicted) != len(targets):
         raise ValueError(f"{len(predicted)} predictions for {len(targets)} targets")
@@ -135,8 +226,36 @@ def bootstrap_ci(metric_fn: Callable[..., float], *arrays: Sequence[Any] | np.nd
     Items (axis 0) are resampled with replacement, jointly across ``arrays`` (paired), with
     ``numpy.random.default_rng(seed)``; the interval is the ``(1 -/+ confidence) / 2`` quantiles
     (linear interpolation) of the resampled statistic. Resamples on which the statistic is
-    undefined (nan, e.g. a constant resample for a correlation) are left out; ``(nan, nan)`` if
-    there are no items or no resample gives a value.
+    undefined (nan, e.g. a constant resample for a correlation) are left out.
+
+    Arguments
+    ---------
+    metric_fn : Callable[..., float]
+        The statistic, called with one resampled array per entry of ``arrays``.
+    *arrays : Sequence[Any] | np.ndarray
+        Paired data, all of the same length.
+    n_resamples : int
+        How many bootstrap resamples to draw.
+    confidence : float
+        The coverage of the interval, in (0, 1).
+    seed : int
+        Seed of the resampling generator.
+
+    Returns
+    -------
+    tuple[float, float]
+        The low and high ends; ``(nan, nan)`` if there are no items or no resample gives a
+        value.
+
+    Example
+    -------
+    >>> low, high = bootstrap_ci(np.mean, [1.0, 2.0, 3.0, 4.0], n_resamples=200)
+    >>> bool(1.0 <= low < 2.5 < high <= 4.0)
+    True
+    >>> bootstrap_ci(np.mean, [2.0, 2.0], n_resamples=10)
+    (2.0, 2.0)
+    >>> bootstrap_ci(np.mean, [])
+    (nan, nan)
     """
     if not arrays:
         raise ValueError("bootstrap_ci needs at least one array")
@@ -169,10 +288,31 @@ def condition_aggregate(conditions: Sequence[Hashable | None], predicted: Sequen
                         ) -> tuple[dict[Hashable, float], dict[Hashable, float]]:
     """Mean prediction and mean target per condition (NISQA ``con``), over parsed items only.
 
-    ``conditions`` holds one label per item, or item ids mapped to labels by ``key``. Unparsed
-    predictions (``None``) are left out of both means so that each pair covers the same items;
-    items without a condition (``None``) and conditions without any parsed item are left out.
-    Both dicts have the same keys, in order of first appearance.
+    Unparsed predictions (``None``) are left out of both means so that each pair covers the same
+    items; items without a condition (``None``) and conditions without any parsed item are left
+    out.
+
+    Arguments
+    ---------
+    conditions : Sequence[Hashable | None]
+        One condition label per item, or item ids mapped to labels by ``key``.
+    predicted : Sequence[float | None]
+        The parsed MOS per item (``None``: unparsed).
+    target : Sequence[float]
+        The human MOS per item.
+    key : Callable[[Any], Hashable | None] | None
+        Maps each entry of ``conditions`` to its label (``None``: the entries are labels).
+
+    Returns
+    -------
+    tuple[dict[Hashable, float], dict[Hashable, float]]
+        The mean prediction and the mean target per condition; both dicts have the same keys,
+        in order of first appearance.
+
+    Example
+    -------
+    >>> condition_aggregate(["c1", "c2", "c1", None], [2.0, None, 4.0, 5.0], [1.0, 3.0, 2.0, 5.0])
+    ({'c1': 3.0}, {'c1': 1.5})
     """
     if not len(conditions) == len(predicted) == len(target):
         raise ValueError(f"{len(conditions)} conditions, {len(predicted)} predictions and "
@@ -195,11 +335,35 @@ def mos_metrics_per_condition(predicted: Sequence[float | None], target: Sequenc
                               conditions: Sequence[Hashable | None], *,
                               key: Callable[[Any], Hashable | None] | None = None,
                               ) -> dict[str, Any]:
-    """``mos_metrics`` on per-condition means (see ``condition_aggregate``).
+    """:func:`mos_metrics` on per-condition means (see :func:`condition_aggregate`).
 
-    Item counts (``n``, ``n_parsed``, ``n_unparsed``, ``unparsed_share``, ``n_no_condition``)
-    refer to items; ``n_conditions`` counts the distinct conditions, ``n_conditions_parsed``
-    those with at least one parsed item, on which the scores are computed.
+    Arguments
+    ---------
+    predicted : Sequence[float | None]
+        The parsed MOS per item (``None``: unparsed).
+    target : Sequence[float]
+        The human MOS per item.
+    conditions : Sequence[Hashable | None]
+        One condition label per item (``None``: no condition), or ids mapped by ``key``.
+    key : Callable[[Any], Hashable | None] | None
+        Maps each entry of ``conditions`` to its label (``None``: the entries are labels).
+
+    Returns
+    -------
+    dict[str, Any]
+        The scores of :func:`mos_metrics` on the condition means. Item counts (``n``,
+        ``n_parsed``, ``n_unparsed``, ``unparsed_share``, ``n_no_condition``) refer to items;
+        ``n_conditions`` counts the distinct conditions, ``n_conditions_parsed`` those with at
+        least one parsed item, on which the scores are computed.
+
+    Example
+    -------
+    >>> out = mos_metrics_per_condition([2.0, 2.4, 4.0, None, 3.0], [1.0, 1.4, 4.0, 2.0, 3.2],
+    ...                                 ["c1", "c1", "c2", "c3", "c4"])
+    >>> out["n"], out["n_parsed"], out["n_conditions"], out["n_conditions_parsed"]
+    (5, 4, 4, 3)
+    >>> round(out["mse"], 4), out["srcc"]
+    (0.3467, 1.0)
     """
     if not len(conditions) == len(predicted) == len(target):
         raise ValueError(f"{len(conditions)} conditions, {len(predicted)} predictions and "
@@ -250,8 +414,25 @@ class _TextStats:
 class MOSStats(_TextStats):
     """Collects (id, generated text, human MOS, expert text) for the MOS task.
 
-    Optionally also each item's condition (NISQA ``con``) and dimension targets; ``bootstrap``
-    (resamples) and ``seed`` are the defaults of ``summarize``.
+    Optionally also each item's condition (NISQA ``con``) and dimension targets.
+
+    Arguments
+    ---------
+    bootstrap : int
+        Default number of bootstrap resamples of ``summarize`` (0: no confidence intervals).
+    seed : int
+        Default seed of the resampling.
+
+    Example
+    -------
+    >>> stats = MOSStats()
+    >>> stats.append(["a", "b", "c"], ["Slightly noisy. MOS: 3.0", "Clean. MOS: 4.5", "No idea."],
+    ...              [3.2, 4.4, 2.0], ["Noisy, MOS 3.2", "Clean, MOS 4.4", "Bad, MOS 2.0"])
+    >>> out = stats.summarize()
+    >>> out["n"], out["n_parsed"], round(out["mse"], 4), round(out["srcc"], 4)
+    (3, 2, 0.025, 1.0)
+    >>> stats.items()[0]["mos_pred"]
+    3.0
     """
 
     def clear(self) -> None:
@@ -275,7 +456,7 @@ class MOSStats(_TextStats):
 
     @staticmethod
     def _parse_dimensions(text: str) -> dict[str, float]:
-        return dict(parsing.parse_dimensions(text) or {})
+        return dict(parsing.parse_dimensions(text))
 
     def summarize(self, field: str | None = None, *, bootstrap: int | None = None,
                   seed: int | None = None) -> Any:
@@ -321,7 +502,22 @@ class MOSStats(_TextStats):
 class ABStats(_TextStats):
     """Collects (id, generated comparison, true winner, expert text) for the A/B task.
 
-    ``bootstrap`` (resamples) and ``seed`` are the defaults of ``summarize``.
+    Arguments
+    ---------
+    bootstrap : int
+        Default number of bootstrap resamples of ``summarize`` (0: no confidence interval).
+    seed : int
+        Default seed of the resampling.
+
+    Example
+    -------
+    >>> stats = ABStats()
+    >>> stats.append(["p1", "p2"], ["I prefer Speech A.", "Speech B is better."], ["A", "A"],
+    ...              ["I prefer Speech A.", "I prefer Speech A."])
+    >>> stats.summarize("accuracy")
+    0.5
+    >>> [item["verdict_pred"] for item in stats.items()]
+    ['A', 'B']
     """
 
     def append(self, ids: Sequence[str], texts: Sequence[str], targets: Sequence[str],
@@ -352,10 +548,26 @@ class ABStats(_TextStats):
 class RegressionStats:
     """Collects a regression model's rating predictions and the human ratings.
 
-    ``append`` takes ``[B, K]`` predictions and targets whose columns are ``names`` (``"mos"``
-    and dimension keys; ``nan`` marks a missing rating); ``summarize`` gives ``mos_metrics`` on
-    MOS and ``dimension_metrics`` on the dimensions, keys prefixed like the generative stats'
+    ``append`` takes ``[B, K]`` predictions and targets whose columns are ``names`` (``nan``
+    marks a missing rating); ``summarize`` gives ``mos_metrics`` on MOS and
+    ``dimension_metrics`` on the dimensions, keys prefixed like the generative stats'
     (``mos_lcc``, ``mos_noi_lcc``, ...).
+
+    Arguments
+    ---------
+    names : Sequence[str]
+        The predicted ratings, one per column: ``"mos"`` (required) and dimension keys.
+
+    Example
+    -------
+    >>> stats = RegressionStats(["mos", "noi"])
+    >>> stats.append(["a", "b", "c"], [[3.0, 2.0], [4.0, 3.5], [2.0, 1.0]],
+    ...              [[3.2, float("nan")], [4.4, 3.0], [2.1, 1.5]])
+    >>> out = stats.summarize()
+    >>> out["mos_n"], round(out["mos_mse"], 4), out["mos_noi_n"], out["mos_noi_mse"]
+    (3, 0.07, 2, 0.25)
+    >>> stats.items()[0]
+    {'id': 'a', 'mos_pred': 3.0, 'noi_pred': 2.0, 'mos': 3.2, 'noi': None}
     """
 
     def __init__(self, names: Sequence[str]) -> None:

@@ -22,9 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from speechbrain_alld.ratings import SCALE_MAX, SCALE_MIN
-
-DIMENSION_KEYS: tuple[str, ...] = ("noi", "col", "dis", "loud")
+from speechbrain_alld.ratings import DIMENSIONS, SCALE_MAX, SCALE_MIN
 
 # --- numbers -----------------------------------------------------------------------------------
 
@@ -120,6 +118,27 @@ def parse_mos(text: str) -> float | None:
     for a dimension ("noisiness 3.2") are never read as the MOS. A number outside 1..5, on another
     scale ("8/10") or a range ("3-4") is not a MOS: when the last statement is one of those, the
     result is ``None``.
+
+    Arguments
+    ---------
+    text : str
+        A generated evaluation.
+
+    Returns
+    -------
+    float | None
+        The MOS (1..5), or ``None`` when the text states none.
+
+    Example
+    -------
+    >>> parse_mos("Slight hiss throughout. MOS: 3,4")
+    3.4
+    >>> parse_mos("overall quality 2.5/5")
+    2.5
+    >>> parse_mos("On a 1-5 scale the MOS is between 3 and 4.") is None
+    True
+    >>> parse_mos("I would give it 8/10.") is None
+    True
     """
     text = _blank_scale_mentions(text)
     best: tuple[int, float | None] | None = None
@@ -403,8 +422,28 @@ def _level_hits(text: str) -> list[tuple[int, int, str, int]]:
 
 
 def parse_dimension_levels(text: str) -> dict[str, int]:
-    """ACR level (1..5) of each dimension described in words; dimensions not described are left
-    out. Several statements about one dimension are averaged (rounded half up)."""
+    """ACR level (1..5) of each dimension described in words (numbers are not read).
+
+    Several statements about one dimension are averaged (rounded half up); a negated level word
+    ("not clean") counts as poor, a negated bad one ("not quiet") as good.
+
+    Arguments
+    ---------
+    text : str
+        A generated evaluation.
+
+    Returns
+    -------
+    dict[str, int]
+        ``{dimension: level}`` for the dimensions described; the others are left out.
+
+    Example
+    -------
+    >>> parse_dimension_levels("The speech is very noisy but free of dropouts.")
+    {'noi': 1, 'dis': 5}
+    >>> parse_dimension_levels("Noisiness 3.2.")
+    {}
+    """
     levels: dict[str, list[int]] = {}
     for _, _, dim, level in _level_hits(text):
         levels.setdefault(dim, []).append(level)
@@ -419,10 +458,29 @@ def parse_dimensions(text: str) -> dict[str, float]:
     are ignored). Otherwise level words are mapped through :data:`LEVEL_VALUES` ("very noisy" 1,
     "noticeable background noise" 3, "free of background noise" 5; "no background noise" is
     clean, not noisy). Dimensions the text says nothing about are left out.
+
+    Arguments
+    ---------
+    text : str
+        A generated evaluation.
+
+    Returns
+    -------
+    dict[str, float]
+        ``{dimension: value}`` in the order of :data:`~speechbrain_alld.ratings.DIMENSIONS`.
+
+    Example
+    -------
+    >>> parse_dimensions("Noisiness: 3.2/5, coloration (4.1/5); the level is slightly low.")
+    {'noi': 3.2, 'col': 4.1, 'loud': 3.0}
+    >>> parse_dimensions("The speech is very noisy but free of dropouts.")
+    {'noi': 1.0, 'dis': 5.0}
+    >>> parse_dimensions("MOS: 3.0")
+    {}
     """
     out = {dim: float(LEVEL_VALUES[level]) for dim, level in parse_dimension_levels(text).items()}
     out.update(_dimension_numbers(text))
-    return {dim: out[dim] for dim in DIMENSION_KEYS if dim in out}
+    return {dim: out[dim] for dim in DIMENSIONS if dim in out}
 
 
 # --- A/B verdict -------------------------------------------------------------------------------
@@ -477,6 +535,29 @@ def parse_verdict(text: str) -> str | None:
     former/latter". "B is not better" and "B is worse" count as verdicts for A, "I'd go with B"
     and "Speech B wins" for B; "prefer neither", "they are equally good" are a tie. A text that
     names both clips without a preference ("Speech A vs Speech B") gives ``None``.
+
+    Arguments
+    ---------
+    text : str
+        A generated comparison of Speech A and Speech B.
+
+    Returns
+    -------
+    str | None
+        ``"A"``, ``"B"``, ``"tie"``, or ``None`` when no verdict is stated.
+
+    Example
+    -------
+    >>> parse_verdict("I prefer Speech A.")
+    'A'
+    >>> parse_verdict("Speech B is not better than Speech A.")
+    'A'
+    >>> parse_verdict("At first B seemed better, but I prefer the first one.")
+    'A'
+    >>> parse_verdict("They are equally good.")
+    'tie'
+    >>> parse_verdict("Speech A vs Speech B.") is None
+    True
     """
     found: list[tuple[int, str]] = []
     for pattern, kind in _VERDICT_PATTERNS:
@@ -505,7 +586,24 @@ def parse_verdict(text: str) -> str | None:
 
 @dataclass
 class ParsedEvaluation:
-    """What one generated text states. ``parsed``: the task's main value was found."""
+    """What one generated text states (returned by :func:`parse_evaluation`).
+
+    Arguments
+    ---------
+    mos : float | None
+        The MOS stated, if any.
+    dimensions : dict[str, float]
+        The dimension values stated.
+    verdict : str | None
+        The A/B verdict stated (A/B task only).
+    parsed : bool
+        Whether the task's main value (MOS, or verdict) was found.
+
+    Example
+    -------
+    >>> ParsedEvaluation(mos=3.5, parsed=True)
+    ParsedEvaluation(mos=3.5, dimensions={}, verdict=None, parsed=True)
+    """
 
     mos: float | None = None
     dimensions: dict[str, float] = field(default_factory=dict)
@@ -519,6 +617,25 @@ def parse_evaluation(text: str, task: str) -> ParsedEvaluation:
     For "mos", ``parsed`` is whether a MOS was found; for "ab", whether a verdict was. The MOS
     and the dimensions are read for both tasks (an A/B text rarely states a single MOS); the
     verdict only for "ab".
+
+    Arguments
+    ---------
+    text : str
+        A generated evaluation.
+    task : str
+        ``"mos"`` or ``"ab"``.
+
+    Returns
+    -------
+    ParsedEvaluation
+        The MOS, dimensions and (A/B) verdict read, with the ``parsed`` flag.
+
+    Example
+    -------
+    >>> parse_evaluation("Clean speech, slightly quiet. MOS: 4.1", "mos")
+    ParsedEvaluation(mos=4.1, dimensions={'noi': 5.0, 'loud': 3.0}, verdict=None, parsed=True)
+    >>> parse_evaluation("Speech A is cleaner; I prefer Speech A.", "ab").verdict
+    'A'
     """
     if task not in ("mos", "ab"):
         raise ValueError(f"task must be 'mos' or 'ab', got {task!r}")

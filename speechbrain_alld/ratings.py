@@ -35,7 +35,30 @@ _MISSING_CELLS = {"", "nan", "na", "n/a", "none", "null"}
 
 
 class RatingError(ValueError):
-    """A rating value that fails validation, located by file, line and field."""
+    """A rating value that fails validation, located by file, line and field.
+
+    Arguments
+    ---------
+    reason : str
+        What is wrong with the value.
+    field : str
+        The field (column or key) that holds it.
+    value : Any
+        The offending value.
+    source : str | None
+        The file it was read from (``<ratings>`` in the message when unknown).
+    line : int | None
+        The line (or record number) in ``source``.
+
+    Example
+    -------
+    >>> err = RatingError("outside the rating scale [1, 5]", field="mos", value=7.0,
+    ...                   source="a.csv", line=3)
+    >>> str(err)
+    "a.csv:3: field 'mos': outside the rating scale [1, 5] (got 7.0)"
+    >>> (err.field, err.line)
+    ('mos', 3)
+    """
 
     def __init__(
         self,
@@ -59,7 +82,26 @@ class RatingError(ValueError):
 
 @dataclass
 class SkippedItem:
-    """One row or record left out in lenient mode, with the reason."""
+    """One row or record left out in lenient mode, with the reason.
+
+    Arguments
+    ---------
+    source : str
+        The file it was read from.
+    line : int | None
+        The line (or record number) in ``source``, if known.
+    field : str | None
+        The field at fault, if one is.
+    reason : str
+        Why it was left out.
+
+    Example
+    -------
+    >>> str(SkippedItem("a.csv", 3, "mos", "missing"))
+    "a.csv:3: field 'mos' missing"
+    >>> str(SkippedItem("b.json", None, None, "no MOS"))
+    'b.json: no MOS'
+    """
 
     source: str
     line: int | None
@@ -74,7 +116,27 @@ class SkippedItem:
 
 @dataclass
 class ReadReport:
-    """What a reader read, kept and skipped. ``skipped`` holds every left-out item."""
+    """What a reader read, kept and skipped. ``skipped`` holds every left-out item.
+
+    Arguments
+    ---------
+    n_read : int
+        Rows or records read.
+    n_kept : int
+        Rows or records kept.
+    skipped : list[SkippedItem]
+        Every item left out, with its reason.
+
+    Example
+    -------
+    >>> report = ReadReport(n_read=3, n_kept=2)
+    >>> report.skip("a.csv", 3, "mos", "missing")
+    >>> report.n_skipped
+    1
+    >>> print(report.summary())
+    read 3, kept 2, skipped 1:
+      a.csv:3: field 'mos' missing
+    """
 
     n_read: int = 0
     n_kept: int = 0
@@ -129,7 +191,36 @@ def _parse_float(raw: Any, key: str, source: str | None, line: int | None) -> fl
 
 @dataclass(frozen=True)
 class RatingRecord:
-    """Mean opinion scores of one clip: ``mos`` and optional dimensions, stds and vote count."""
+    """Mean opinion scores of one clip: ``mos`` and optional dimensions, stds and vote count.
+
+    Validated on construction (:meth:`validate`): a bad value raises :class:`RatingError`.
+
+    Arguments
+    ---------
+    mos : float
+        The overall MOS, 1..5.
+    noi, col, dis, loud : float | None
+        Noisiness, coloration, discontinuity and loudness, 1..5 (``None``: not rated).
+    mos_std, noi_std, col_std, dis_std, loud_std : float | None
+        Standard deviations of the votes (>= 0).
+    votes : int | None
+        The number of votes (>= 1).
+
+    Example
+    -------
+    >>> rec = RatingRecord.from_mapping({"A_mos": "3.25", "A_noi": "2.5", "A_col": "",
+    ...                                  "A_votes": "4"}, prefix="A_")
+    >>> rec.mos, rec.col, rec.votes, rec.dimensions()
+    (3.25, None, 4, {'noi': 2.5})
+    >>> rec.to_dict(prefix="B_", include_missing=False)
+    {'B_mos': 3.25, 'B_noi': 2.5, 'B_votes': 4}
+    >>> RatingRecord.from_mapping({"mos": "5.02"}, tolerance=0.05).mos
+    5.0
+    >>> RatingRecord.from_mapping({"mos": "5.2"}, source="r.csv", line=7)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    speechbrain_alld.ratings.RatingError: r.csv:7: field 'mos': outside the rating scale ... 5.2)
+    """
 
     mos: float
     noi: float | None = None

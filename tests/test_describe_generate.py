@@ -15,9 +15,10 @@ from speechbrain_alld.describe.generate import (
     generate_descriptions,
     load_rated_manifest,
 )
-from speechbrain_alld.describe.hf_expert import HFExpert, resolve_dtype
+from speechbrain_alld.describe.hf_expert import HFExpert
 from speechbrain_alld.describe.prompts import FACTOR_EXPLANATION, build_mos_prompt
 from speechbrain_alld.describe.template_expert import TemplateExpert
+from speechbrain_alld.hub import resolve_dtype
 from speechbrain_alld.models.tiny import build_tiny_causal_lm, train_tiny_tokenizer
 from speechbrain_alld.ratings import RatingRecord
 

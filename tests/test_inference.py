@@ -10,6 +10,7 @@ from speechbrain_alld.inference import (
     AudioInputError,
     DescriptiveQualityEvaluator,
     combine_orders,
+    interface_hparams_template,
     write_interface_files,
 )
 
@@ -142,12 +143,31 @@ def test_interface_files_need_a_model(tmp_path):
         write_interface_files(tmp_path)
 
 
-def test_top_level_hparams_template_matches_what_training_writes(model_dir, tmp_path):
+def test_packaged_hparams_template_matches_what_training_writes(model_dir, tmp_path):
     import shutil
     from pathlib import Path
 
     copy = tmp_path / "m"
     shutil.copytree(model_dir, copy)
     written = write_interface_files(copy, max_new_tokens=256).read_text()
-    template = Path(__file__).resolve().parents[1] / "hparams/DescriptiveQualityEvaluator.yaml"
-    assert written == template.read_text()
+    template = (Path(__file__).resolve().parents[1]
+                / "speechbrain_alld/hparams/DescriptiveQualityEvaluator.yaml")
+    assert written == template.read_text() == interface_hparams_template()
+
+
+def test_written_hparams_hold_any_instruction_text(model_dir, tmp_path):
+    import shutil
+
+    from hyperpyyaml import load_hyperpyyaml
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    odd = {"mos": 'Rate it: "#1" {x} <audio>\n- ok', "ab": "A: <audio>, B: <audio> # which?"}
+    path = write_interface_files(copy, max_new_tokens=17, long_audio="truncate",
+                                 instructions=odd)
+    with open(path, encoding="utf-8") as f:
+        hp = load_hyperpyyaml(f)
+    assert (hp["max_new_tokens"], hp["long_audio"], hp["model_source"]) == (17, "truncate", None)
+    assert hp["instructions"] == odd
+    with pytest.raises(ValueError, match="long_audio"):
+        write_interface_files(copy, long_audio="stretch")

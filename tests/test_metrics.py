@@ -212,7 +212,7 @@ def test_mos_stats_positional_append_and_bootstrap_ci():
 def test_mos_stats_per_condition_and_dimensions(monkeypatch):
     fake = {"MOS: 2.0. Noise 2.0, colour 3.0.": {"noi": 2.0, "col": 3.0},
             "MOS: 4.0. Noise 4.5.": {"noi": 4.5}, "MOS: 3.0.": {}, "garbled": {}}
-    monkeypatch.setattr(parsing, "parse_dimensions", lambda t: fake[t], raising=False)
+    monkeypatch.setattr(parsing, "parse_dimensions", lambda t: fake[t])
     texts = list(fake)
     st = MOSStats()
     st.append(["a", "b"], texts[:2], [1.0, 4.0], ["r", "r"], conditions=["c1", "c2"],

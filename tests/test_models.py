@@ -153,6 +153,33 @@ def test_expert_reference_scores_with_the_same_response_tokens(tokenizer):
     assert not any(p.requires_grad for p in ref.parameters())
 
 
+def test_expert_reference_prompt_is_the_shared_text_chat_prompt(tokenizer):
+    from speechbrain_alld.describe.prompts import DEFAULT_SYSTEM_PROMPT
+    from speechbrain_alld.hub import text_chat_prompt
+
+    lm = build_tiny_causal_lm(tokenizer)
+    for system in (DEFAULT_SYSTEM_PROMPT, None):
+        ref = ExpertReference(lm, tokenizer, system_prompt=system)
+        chat = text_chat_prompt(tokenizer, "ratings: MOS 3.4", system)
+        # Qwen2's template puts its own default system turn in when none is given.
+        assert (DEFAULT_SYSTEM_PROMPT in chat) == (system is not None)
+        batch = ref.prepare_batch(["ratings: MOS 3.4"], ["MOS: 3.4"])
+        n_prompt = int((batch["labels"][0] == IGNORE_INDEX).sum())
+        assert batch["input_ids"][0, :n_prompt].tolist() == \
+            tokenizer(chat, add_special_tokens=False)["input_ids"]
+
+
+def test_model_modules_do_not_import_the_description_stage():
+    import subprocess
+    import sys
+
+    code = ("import sys, speechbrain_alld.hub, speechbrain_alld.models.audio_llm; "
+            "print(sorted(m for m in sys.modules if m.startswith('speechbrain_alld.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "speechbrain_alld.describe" not in out and "speechbrain_alld.hub" in out
+
+
 def test_tokenizer_mismatch_is_refused(tokenizer):
     other = train_tiny_tokenizer(["completely different words for another vocabulary"] * 3,
                                  vocab_size=350)

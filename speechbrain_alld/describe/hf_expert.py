@@ -9,7 +9,6 @@ implement :class:`~speechbrain_alld.describe.experts.Expert` the same way.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Sequence
 from itertools import groupby
@@ -20,26 +19,10 @@ import torch
 
 from speechbrain_alld.describe.experts import Expert, GenerationRequest, SamplingConfig
 from speechbrain_alld.describe.prompts import DEFAULT_SYSTEM_PROMPT, build_verdict_prompt
+from speechbrain_alld.durable import stable_seed
+from speechbrain_alld.hub import hub_offline, resolve_dtype, text_chat_prompt
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-           "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _LETTER = re.compile(r"\b([AB])\b")
-
-
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
-    """``"bf16"``/``"bfloat16"``/... -> torch dtype; ``"auto"`` and ``None`` pass through."""
-    if dtype is None or isinstance(dtype, torch.dtype) or dtype == "auto":
-        return dtype
-    try:
-        return _DTYPES[dtype]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or 'auto'") \
-            from None
-
-
-def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` asks for local files only (no hub look-ups)."""
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -112,19 +95,12 @@ class HFExpert(Expert):
         self.expert_id = expert_id or default_id
         self.n_generate_calls = 0
 
-    def chat_text(self, prompt: str) -> str:
-        """The prompt wrapped in the model's chat template, ready for generation."""
-        messages = [{"role": "user", "content": prompt}]
-        if self.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=True)
-
     @torch.no_grad()
     def _generate_texts(self, prompts: Sequence[str], sampling: SamplingConfig,
                         seed: int) -> list[str]:
-        enc = self.tokenizer([self.chat_text(p) for p in prompts], return_tensors="pt",
-                             padding=True, add_special_tokens=False).to(self.device)
+        chats = [text_chat_prompt(self.tokenizer, p, self.system_prompt) for p in prompts]
+        enc = self.tokenizer(chats, return_tensors="pt", padding=True,
+                             add_special_tokens=False).to(self.device)
         kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
                                   "do_sample": sampling.do_sample,
                                   "pad_token_id": self.tokenizer.pad_token_id}
@@ -146,7 +122,7 @@ class HFExpert(Expert):
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 seed_src = "|".join(f"{requests[i].item_id}:{requests[i].seed}" for i in chunk)
-                seed = int(hashlib.sha256(seed_src.encode()).hexdigest()[:8], 16)
+                seed = stable_seed(seed_src)
                 outs = self._generate_texts([requests[i].prompt for i in chunk],
                                             requests[chunk[0]].variant, seed)
                 texts.update(zip(chunk, outs))

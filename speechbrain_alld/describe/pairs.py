@@ -24,7 +24,24 @@ _ENUMERATE_LIMIT = 3000
 
 @dataclass(frozen=True)
 class Pair:
-    """An ordered pair of clips and the expected verdict."""
+    """An ordered pair of clips and the expected verdict.
+
+    Arguments
+    ---------
+    a : str
+        The clip id of Speech A.
+    b : str
+        The clip id of Speech B.
+    winner : str
+        ``"A"``, ``"B"`` or ``"tie"``.
+    gap : float
+        ``|MOS_A - MOS_B|``.
+
+    Example
+    -------
+    >>> Pair("c1", "c2", "A", 1.0).pair_id
+    'c1__vs__c2'
+    """
 
     a: str
     b: str
@@ -51,6 +68,39 @@ def sample_pairs(
     with gap < ``tie_threshold`` (when given, and < ``min_gap``) is kept as a tie; anything in
     between is rejected. When fewer valid pairs exist than asked for, all of them are returned
     and the shortfall is logged.
+
+    Arguments
+    ---------
+    items : Sequence[tuple[str, RatingRecord]]
+        ``(clip_id, rating)`` per clip; ids must be unique.
+    n_pairs : int
+        How many pairs to draw.
+    min_gap : float
+        The smallest MOS gap of a decided pair.
+    tie_threshold : float | None
+        When given (in (0, ``min_gap``]), pairs with a smaller gap are kept as ties.
+    seed : int
+        Seed of the sampling.
+    max_draws_per_pair : int
+        Above a few thousand clips pairs are drawn at random: at most this many draws per
+        requested pair.
+
+    Returns
+    -------
+    list[Pair]
+        The pairs; the winner is Speech A in half (+-1) of the decided ones.
+
+    Example
+    -------
+    >>> items = [(f"c{k}", RatingRecord(mos=m)) for k, m in enumerate([1.5, 2.5, 3.0, 4.5])]
+    >>> pairs = sample_pairs(items, 3, seed=0)
+    >>> [(p.a, p.b, p.winner, p.gap) for p in pairs]
+    [('c3', 'c1', 'A', 2.0), ('c0', 'c3', 'B', 3.0), ('c2', 'c0', 'A', 1.5)]
+    >>> pairs == sample_pairs(items, 3, seed=0)
+    True
+    >>> ties = sample_pairs(items, 6, min_gap=1.0, tie_threshold=0.6, seed=1)
+    >>> [(p.a, p.b, p.winner) for p in ties if p.winner == "tie"]
+    [('c1', 'c2', 'tie')]
     """
     if n_pairs < 0:
         raise ValueError(f"n_pairs must be >= 0, got {n_pairs}")

@@ -43,14 +43,44 @@ DEFAULT_SYSTEM_PROMPT = (
 
 @dataclass(frozen=True)
 class PromptExample:
-    """An in-context example: the rating tuple(s) and the expert text for them."""
+    """An in-context example: the rating tuple(s) and the expert text for them.
+
+    Arguments
+    ---------
+    ratings : tuple[RatingRecord, ...]
+        One record (MOS task) or two (A/B task: Speech A, Speech B).
+    text : str
+        The expert text written for them.
+
+    Example
+    -------
+    >>> ex = PromptExample((RatingRecord(mos=4.0),), "Clean speech. MOS: 4.0")
+    >>> build_mos_prompt(RatingRecord(mos=3.0), [ex]).splitlines()[7:9]
+    ['Example 1. Ratings: MOS 4.0.', 'Evaluation: Clean speech. MOS: 4.0']
+    """
 
     ratings: tuple[RatingRecord, ...]
     text: str
 
 
 def format_ratings(rating: RatingRecord) -> str:
-    """``MOS 3.2, noisiness 2.5, coloration 4.0, ...`` with one decimal; missing ones left out."""
+    """The rating tuple as text, with one decimal; dimensions not rated are left out.
+
+    Arguments
+    ---------
+    rating : RatingRecord
+        The ratings of one clip.
+
+    Returns
+    -------
+    str
+        ``"MOS 3.2, noisiness 2.5, coloration 4.0, ..."``.
+
+    Example
+    -------
+    >>> format_ratings(RatingRecord(mos=3.26, noi=2.04, loud=3.349))
+    'MOS 3.3, noisiness 2.0, loudness 3.3'
+    """
     parts = [f"MOS {rating.mos:.1f}"]
     parts += [f"{DIMENSION_NAMES[d]} {v:.1f}" for d, v in rating.dimensions().items()]
     return ", ".join(parts)
@@ -64,7 +94,30 @@ def _dimension_list(ratings: Sequence[RatingRecord]) -> list[str]:
 def build_mos_prompt(
     rating: RatingRecord, examples: Sequence[PromptExample] = ()
 ) -> str:
-    """The expert prompt asking for a description of one clip, ending with its MOS."""
+    """The expert prompt asking for a description of one clip, ending with its MOS.
+
+    Arguments
+    ---------
+    rating : RatingRecord
+        The clip's ratings; only the dimensions it has are shown and asked about.
+    examples : Sequence[PromptExample]
+        In-context examples (one record each), shown before the clip.
+
+    Returns
+    -------
+    str
+        :data:`FACTOR_EXPLANATION`, the examples, the clip's ratings and the request.
+
+    Example
+    -------
+    >>> prompt = build_mos_prompt(RatingRecord(mos=3.26, noi=2.04, loud=3.349))
+    >>> prompt.startswith(FACTOR_EXPLANATION)
+    True
+    >>> prompt.splitlines()[-2]
+    'Ratings of the speech clip: MOS 3.3, noisiness 2.0, loudness 3.3.'
+    >>> "Describe its noisiness and loudness," in prompt, "(for example 'MOS: 3.3')" in prompt
+    (True, True)
+    """
     dims = _dimension_list([rating])
     lines = [FACTOR_EXPLANATION, ""]
     for k, ex in enumerate(examples, start=1):
@@ -93,7 +146,32 @@ def build_ab_prompt(
     examples: Sequence[PromptExample] = (),
     min_gap: float = 0.5,
 ) -> str:
-    """The expert prompt asking for an A/B comparison that prefers the clip with higher MOS."""
+    """The expert prompt asking for an A/B comparison that prefers the clip with higher MOS.
+
+    Arguments
+    ---------
+    rating_a : RatingRecord
+        The ratings of Speech A.
+    rating_b : RatingRecord
+        The ratings of Speech B.
+    examples : Sequence[PromptExample]
+        In-context examples (two records each), shown before the pair.
+    min_gap : float
+        The dimension gap the prompt calls a clear difference.
+
+    Returns
+    -------
+    str
+        :data:`FACTOR_EXPLANATION`, the examples, both clips' ratings and the request.
+
+    Example
+    -------
+    >>> prompt = build_ab_prompt(RatingRecord(mos=4.1, noi=4.5), RatingRecord(mos=2.2, noi=1.5))
+    >>> prompt.splitlines()[-3:-1]
+    ['Speech A ratings: MOS 4.1, noisiness 4.5.', 'Speech B ratings: MOS 2.2, noisiness 1.5.']
+    >>> "(a gap of about 0.5 or more)" in prompt
+    True
+    """
     lines = [FACTOR_EXPLANATION, ""]
     for k, ex in enumerate(examples, start=1):
         lines += [
@@ -114,7 +192,25 @@ def build_ab_prompt(
 
 
 def build_verdict_prompt(comparison: str) -> str:
-    """Ask for the verdict of a comparison text, answered only with ``A`` or ``B``."""
+    """Ask for the verdict of a comparison text, answered only with ``A`` or ``B``.
+
+    Arguments
+    ---------
+    comparison : str
+        A comparison of Speech A and Speech B.
+
+    Returns
+    -------
+    str
+        The prompt, quoting ``comparison`` on its own line(s).
+
+    Example
+    -------
+    >>> print(build_verdict_prompt("Speech A is cleaner."))
+    Here is a comparison of two speech clips, Speech A and Speech B:
+    Speech A is cleaner.
+    Which speech does the comparison prefer? Answer with a single letter, A or B.
+    """
     return (
         "Here is a comparison of two speech clips, Speech A and Speech B:\n"
         f"{comparison}\n"
@@ -124,7 +220,34 @@ def build_verdict_prompt(comparison: str) -> str:
 
 def build_prompt(task: str, ratings: Sequence[RatingRecord],
                  examples: Sequence[PromptExample] = (), min_gap: float = 0.5) -> str:
-    """The expert prompt for ``task`` ("mos": one record, "ab": two records)."""
+    """The expert prompt for ``task``: :func:`build_mos_prompt` or :func:`build_ab_prompt`.
+
+    Arguments
+    ---------
+    task : str
+        ``"mos"`` (one record) or ``"ab"`` (two records: Speech A, Speech B).
+    ratings : Sequence[RatingRecord]
+        The clip's or the pair's ratings.
+    examples : Sequence[PromptExample]
+        In-context examples for the task.
+    min_gap : float
+        The A/B prompt's clear-difference gap.
+
+    Returns
+    -------
+    str
+        The prompt.
+
+    Example
+    -------
+    >>> a, b = RatingRecord(mos=4.1), RatingRecord(mos=2.2)
+    >>> build_prompt("ab", [a, b]) == build_ab_prompt(a, b)
+    True
+    >>> build_prompt("mos", [a, b])
+    Traceback (most recent call last):
+    ...
+    ValueError: the MOS prompt takes 1 rating record, got 2
+    """
     if task == "mos":
         if len(ratings) != 1:
             raise ValueError(f"the MOS prompt takes 1 rating record, got {len(ratings)}")

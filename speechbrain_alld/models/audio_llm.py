@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
+from speechbrain_alld.hub import hub_offline, resolve_dtype
 from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs, sft_loss
 
 AUDIO_PLACEHOLDER = "<audio>"
@@ -147,8 +148,6 @@ class AudioLLM(torch.nn.Module):
         import json
 
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
-
-        from speechbrain_alld.describe.hf_expert import hub_offline, resolve_dtype
 
         if local_files_only is None:
             local_files_only = hub_offline()

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from speechbrain_alld.describe.prompts import DEFAULT_SYSTEM_PROMPT
+from speechbrain_alld.hub import hub_offline, resolve_dtype, text_chat_prompt
 from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs
 
 #: Tokens the audio LLM adds to the text tokenizer; ignored when comparing vocabularies.
@@ -96,8 +97,6 @@ class ExpertReference(torch.nn.Module):
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from speechbrain_alld.describe.hf_expert import hub_offline, resolve_dtype
-
         if local_files_only is None:
             local_files_only = hub_offline()
         tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=local_files_only)
@@ -113,13 +112,6 @@ class ExpertReference(torch.nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def chat_prompt(self, prompt: str) -> str:
-        messages = [{"role": "user", "content": prompt}]
-        if self.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=True)
-
     def prepare_batch(self, prompts: Sequence[str], responses: Sequence[str]
                       ) -> dict[str, torch.Tensor]:
         """Right-padded ids of chat(prompt) + response + end-of-turn, labels on the response."""
@@ -127,7 +119,8 @@ class ExpertReference(torch.nn.Module):
             raise ValueError("prompts and responses must have the same length")
         rows, label_rows = [], []
         for prompt, response in zip(prompts, responses):
-            p = self.tokenizer(self.chat_prompt(prompt), add_special_tokens=False)["input_ids"]
+            chat = text_chat_prompt(self.tokenizer, prompt, self.system_prompt)
+            p = self.tokenizer(chat, add_special_tokens=False)["input_ids"]
             r = self.tokenizer(response + self.tokenizer.eos_token,
                                add_special_tokens=False)["input_ids"]
             rows.append(p + r)

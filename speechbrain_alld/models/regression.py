@@ -79,7 +79,7 @@ class RegressionBaseline(torch.nn.Module):
         """
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
-        from speechbrain_alld.describe.hf_expert import resolve_dtype
+        from speechbrain_alld.hub import resolve_dtype
 
         model = Qwen2AudioForConditionalGeneration.from_pretrained(
             str(source), dtype=resolve_dtype(dtype))
