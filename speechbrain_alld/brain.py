@@ -8,17 +8,25 @@
   ``ref_rejected`` in each example), or the reference computed live when ``hparams.reference``
   (an :class:`~speechbrain_alld.models.expert_reference.ExpertReference`) is given.
 
-Validation and test compute the SFT loss on the expert texts and, when
-``hparams.generate_on_valid`` (always on test), generate a text per item, parse it and update the
-``mos_stats`` / ``ab_stats`` objects given in the hparams (see :mod:`speechbrain_alld.metrics`).
-Only trainable parameters are checkpointed (the policy's checkpoint hooks); the learning rate
-follows a linear warm-up and cosine decay per optimiser step.
+The hparams are one stage's YAML block (see ``recipes/*/ALLD/hparams/alld.yaml``): ``loss``
+(for ALLD, :func:`~speechbrain_alld.losses.alld_loss` with its ``beta``, ``alpha``, ...
+declared), ``lr_scheduler`` (a factory ``(optimizer, total_steps)``, e.g.
+:func:`~speechbrain_alld.schedulers.warmup_cosine_scheduler`, stepped per optimiser step),
+``epoch_counter``, ``train_logger``, ``mos_stats`` / ``ab_stats`` (see
+:mod:`speechbrain_alld.metrics`), ``max_new_tokens`` and ``generate_every``; the stage adds
+``stage`` and ``total_steps``.
+
+Validation and test compute the SFT loss on the expert texts and, every ``generate_every``
+epochs on validation (always on test), generate a text per item, parse it and update the
+``mos_stats`` / ``ab_stats`` objects. ALLD training logs what DPO tools log, averaged over all
+processes: ``rewards/chosen``, ``rewards/rejected``, ``rewards/margin``, ``rewards/accuracy``
+and the policy's summed log-probs ``logps/chosen``, ``logps/rejected``. Only trainable
+parameters are checkpointed (the policy's checkpoint hooks).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +34,49 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_alld.losses import alld_loss, regression_loss, sequence_logprobs, sft_loss
+from speechbrain_alld.losses import regression_loss, sequence_logprobs, sft_loss
 
 logger = get_logger(__name__)
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.0):
-    """LR multiplier: linear warm-up to 1 over ``warmup_steps``, cosine to ``floor`` after."""
+def reduce_means(sums: dict[str, float]) -> dict[str, float]:
+    """Means of per-example sums over every process: ``sums`` holds totals and ``"n"``.
 
-    def factor(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if total_steps <= warmup_steps:
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    Arguments
+    ---------
+    sums : dict
+        ``{name: sum over this process's examples, ..., "n": number of examples}``.
 
-    return factor
+    Returns
+    -------
+    ``{name: global sum / global n}`` (all processes' sums and counts added first, so the
+    result is the mean over every example, whatever each process saw); empty when no
+    process saw an example.
+
+    Example
+    -------
+    >>> reduce_means({"rewards/margin": 3.0, "n": 2})
+    {'rewards/margin': 1.5}
+    >>> reduce_means({"n": 0})
+    {}
+    """
+    keys = sorted(k for k in sums if k != "n")
+    totals = torch.tensor([float(sums[k]) for k in keys] + [float(sums["n"])],
+                          dtype=torch.float64)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        totals = totals.to(device)
+        torch.distributed.all_reduce(totals)
+        totals = totals.cpu()
+    n = float(totals[-1])
+    return {k: float(totals[i]) / n for i, k in enumerate(keys)} if n else {}
 
 
 class _ScheduledBrain(sb.Brain):
-    """What both brains share: one AdamW-style optimiser over the trainable parameters with the
-    warm-up/cosine schedule (``hparams.total_steps``, ``hparams.warmup_steps``), both
-    checkpointed, and the end-of-stage logging, checkpointing and test files."""
+    """What both brains share: the declared optimiser (``opt_class``) over the trainable
+    parameters with the declared schedule (``hparams.lr_scheduler(optimizer,
+    total_steps=hparams.total_steps)``), both checkpointed, and the end-of-stage logging,
+    checkpointing and test files."""
 
     def init_optimizers(self) -> None:
         params = [p for p in self.modules.parameters() if p.requires_grad]
@@ -58,9 +86,7 @@ class _ScheduledBrain(sb.Brain):
         self.optimizer = self.opt_class(params)
         self.optimizers_dict = {"opt_class": self.optimizer}
         total = int(getattr(self.hparams, "total_steps", 0) or 0)
-        warmup = int(getattr(self.hparams, "warmup_steps", 0) or 0)
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(warmup, total, getattr(self.hparams, "lr_floor", 0.0)))
+        self.lr_scheduler = self.hparams.lr_scheduler(self.optimizer, total_steps=total)
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
             self.checkpointer.add_recoverable("lr_scheduler", self.lr_scheduler)
@@ -87,9 +113,10 @@ class _ScheduledBrain(sb.Brain):
                 self.checkpointer.save_and_keep_only(meta={"loss": stage_loss},
                                                      min_keys=["loss"])
             return
-        self.hparams.train_logger.log_stats(
-            stats_meta={**meta, "epoch loaded": self.hparams.epoch_counter.current},
-            test_stats=stats)
+        counter = getattr(self.hparams, "epoch_counter", None)
+        if counter is not None:
+            meta["epoch loaded"] = counter.current
+        self.hparams.train_logger.log_stats(stats_meta=meta, test_stats=stats)
         self.test_stats = stats
         out_dir = Path(getattr(self.hparams, "test_output_folder", self.hparams.output_folder))
         if sb.utils.distributed.if_main_process():
@@ -131,16 +158,16 @@ class ALLDBrain(_ScheduledBrain):
             logp, lengths = sequence_logprobs(logits, inputs["labels"])
             n = len(batch)
             ref_chosen, ref_rejected = self._reference_logprobs(batch)
-            out = alld_loss(
-                logp[:n], logp[n:], ref_chosen, ref_rejected,
-                beta=self.hparams.beta,
-                label_smoothing=getattr(self.hparams, "label_smoothing", 0.0),
-                length_normalize=getattr(self.hparams, "length_normalize", False),
-                chosen_lengths=lengths[:n], rejected_lengths=lengths[n:],
-                alpha=getattr(self.hparams, "alpha", 0.0),
-            )
-            self._reward["margin"] += float(out.reward_margin) * n
-            self._reward["accuracy"] += float(out.reward_accuracy) * n
+            out = self.hparams.loss(logp[:n], logp[n:], ref_chosen, ref_rejected,
+                                    chosen_lengths=lengths[:n], rejected_lengths=lengths[n:])
+            sums = {"rewards/chosen": out.chosen_rewards.sum(),
+                    "rewards/rejected": out.rejected_rewards.sum(),
+                    "rewards/margin": out.reward_margin * n,
+                    "rewards/accuracy": out.reward_accuracy * n,
+                    "logps/chosen": logp[:n].detach().sum(),
+                    "logps/rejected": logp[n:].detach().sum()}
+            for key, value in sums.items():
+                self._reward[key] = self._reward.get(key, 0.0) + float(value)
             self._reward["n"] += n
             return out.loss
         loss = sft_loss(logits, inputs["labels"])
@@ -175,7 +202,7 @@ class ALLDBrain(_ScheduledBrain):
 
     # ------------------------------------------------------------------ stage hooks
     def on_stage_start(self, stage, epoch=None) -> None:
-        self._reward = {"margin": 0.0, "accuracy": 0.0, "n": 0}
+        self._reward: dict[str, float] = {"n": 0}
         every = int(getattr(self.hparams, "generate_every", 1) or 0)
         self._generating = stage == sb.Stage.TEST or (
             stage == sb.Stage.VALID and every > 0 and epoch is not None and epoch % every == 0)
@@ -184,9 +211,8 @@ class ALLDBrain(_ScheduledBrain):
 
     def _stage_stats(self, stage, stage_loss) -> dict[str, Any]:
         stats: dict[str, Any] = {"loss": stage_loss}
-        if self._reward["n"]:
-            stats["reward_margin"] = self._reward["margin"] / self._reward["n"]
-            stats["reward_accuracy"] = self._reward["accuracy"] / self._reward["n"]
+        if stage == sb.Stage.TRAIN and self.hparams.stage == "alld":
+            stats.update(reduce_means(self._reward))
         if self._generating:
             for prefix, st in (("mos", self._mos_stats), ("ab", self._ab_stats)):
                 if st.texts:

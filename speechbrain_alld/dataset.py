@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from speechbrain_alld.corpora.prepare import write_json_atomic
+from speechbrain_alld.durable import write_json_atomic
 from speechbrain_alld.ratings import DIMENSIONS
 
 TASKS = ("mos", "ab")
@@ -128,6 +128,52 @@ def write_examples(path: str | Path, examples: Mapping[str, Any]) -> Path:
     path = Path(path)
     write_json_atomic(path, dict(examples))
     return path
+
+
+def prepare_examples(
+    descriptions_folder: str | Path,
+    out_folder: str | Path,
+    *,
+    train_split: str,
+    valid_split: str,
+    test_split: str,
+    tasks: Sequence[str] = ("mos", "ab"),
+    warmup_fraction: float = 0.5,
+    alld_items: str = "rest",
+    ab_share: float | None = None,
+    valid_max_items: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write the example manifests of every stage; returns their paths and counts.
+
+    ``sft_train.json``: (item, variant) examples of the warm-up share of the training items
+    (MOS/A-B mixed to ``ab_share``); ``alld_items.json``: the items ALLD trains on (``"rest"``:
+    those not used for the warm-up; ``"all"``: every training item); ``valid.json`` and
+    ``test.json``: one evaluation item per clip / pair.
+    """
+    out = Path(out_folder)
+    paths = {name: out / f"{name}.json" for name in ("sft_train", "sft_valid", "alld_items",
+                                                     "valid", "test")}
+    if alld_items not in ("rest", "all"):
+        raise ValueError(f"alld_items must be 'rest' or 'all', got {alld_items!r}")
+    train = load_descriptions(descriptions_folder, train_split, tasks)
+    warm, rest = split_items(list(train), warmup_fraction, seed)
+    alld_keys = rest if alld_items == "rest" else sorted(train)
+    if not warm:
+        raise ValueError(f"{len(train)} training items give no warm-up items; use more data "
+                         "or a larger warmup_fraction")
+    write_examples(paths["sft_train"], sft_examples(train, mix_tasks(warm, ab_share, seed)))
+    write_examples(paths["alld_items"], {k: train[k] for k in mix_tasks(alld_keys, ab_share,
+                                                                        seed + 1)})
+    valid = eval_items(load_descriptions(descriptions_folder, valid_split, tasks))
+    if valid_max_items is not None and len(valid) > valid_max_items:
+        keep = sorted(split_items(list(valid), valid_max_items / len(valid), seed)[0])
+        valid = {k: valid[k] for k in keep}
+    write_examples(paths["valid"], valid)
+    write_examples(paths["sft_valid"], valid)
+    write_examples(paths["test"], eval_items(load_descriptions(descriptions_folder, test_split,
+                                                               tasks)))
+    return {**paths, "n_sft": len(warm), "n_alld_items": len(alld_keys)}
 
 
 def load_waveform(path: str, sample_rate: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ them. :func:`replace_section` puts the table into a README between two markers.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -23,7 +24,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from speechbrain_alld.corpora.prepare import read_json, write_json_atomic
+from speechbrain_alld.corpora.prepare import read_json
+from speechbrain_alld.durable import write_json_atomic
 
 START_MARKER = "<!-- table:start -->"
 END_MARKER = "<!-- table:end -->"
@@ -120,15 +122,51 @@ def machine_description() -> str:
             f"torch {torch.__version__}")
 
 
+def merge_overrides(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Overrides merged left to right; nested mappings (a stage's block) merge key by key.
+
+    Arguments
+    ---------
+    *layers : mapping or None
+        Override mappings, later ones winning.
+
+    Returns
+    -------
+    One merged dict (the inputs are not modified).
+
+    Example
+    -------
+    >>> merge_overrides({"sft": {"lr": 1, "number_of_epochs": 4}}, {"sft": {"lr": 2}}, None)
+    {'sft': {'lr': 2, 'number_of_epochs': 4}}
+    """
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in dict(layer or {}).items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = merge_overrides(out[key], value)
+            else:
+                out[key] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def _fill(value: Any, fields: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        return value.format(**fields)
+    if isinstance(value, Mapping):
+        return {k: _fill(v, fields) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_fill(v, fields) for v in value]
+    return value
+
+
 def _override_args(overrides: Mapping[str, Any], **fields: Any) -> list[str]:
-    """``--key=value`` arguments; ``{run_folder}``, ``{seed}``, ``{output_folder}`` in string
-    values are filled in."""
+    """``--key=value`` arguments, nested values as YAML flow (JSON); ``{run_folder}``,
+    ``{seed}``, ``{output_folder}`` in string values are filled in."""
     args = []
     for key, value in overrides.items():
-        if isinstance(value, str):
-            value = value.format(**fields)
-        elif isinstance(value, (list, tuple)):
-            value = "[" + ", ".join(str(v) for v in value) + "]"
+        value = _fill(value, fields)
+        if isinstance(value, (Mapping, list)):
+            value = json.dumps(value)
         args.append(f"--{key}={value}")
     return args
 
@@ -138,10 +176,10 @@ def _run_one(config: Mapping[str, Any], name: str, seed: Any, python: str | None
     """Start one (run, seed) as a process; returns its command and wall seconds."""
     spec = config["runs"][name]
     folder = Path(config["output_folder"]) / f"seed_{seed}" / name
-    overrides = {"seed": seed, "output_folder": str(folder),
-                 **dict(config.get("common_overrides") or {}),
-                 **dict(config.get(spec.get("budget") or "", None) or {}),
-                 **dict(spec.get("overrides") or {})}
+    overrides = merge_overrides({"seed": seed, "output_folder": str(folder)},
+                                config.get("common_overrides"),
+                                config.get(spec.get("budget") or "", None),
+                                spec.get("overrides"))
     recipe = Path(config["recipe_folder"])
     cmd = [python or sys.executable, str(recipe / spec["script"]), str(recipe / spec["hparams"]),
            *_override_args(overrides, run_folder=folder, seed=seed,
@@ -285,9 +323,8 @@ def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
                     for name, secs in table["run_seconds"].items()) + ".",
         "",
         "Budget: " + "; ".join(
-            f"{name}: " + ", ".join(f"{k}={v}" for k, v in {
-                **dict(config.get(spec.get("budget") or "", None) or {}),
-                **dict(spec.get("overrides") or {})}.items())
+            f"{name}: " + ", ".join(f"{k}={v}" for k, v in merge_overrides(
+                config.get(spec.get("budget") or "", None), spec.get("overrides")).items())
             for name, spec in config["runs"].items()) + ".",
         "",
         markdown_table(table["results"], config["columns"]),

@@ -11,7 +11,7 @@ from nisqa_fixture import build_corpus, make_row
 from speechbrain_alld.corpora import prepare_corpus
 from speechbrain_alld.describe import DescribeConfig, TemplateExpert, describe_manifests
 from speechbrain_alld.describe.experts import PAPER_VARIANTS
-from speechbrain_alld.stages import init_tiny_models
+from speechbrain_alld.models.tiny import init_tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,17 +38,24 @@ def test_nisqa_alld_recipe_with_tiny_stand_ins(tmp_path):
            "--run_describe=True",
            "--expert_writer=!name:speechbrain_alld.describe.template_expert.TemplateExpert",
            f"--policy_source={tiny['policy']}", f"--expert_source={tiny['expert']}",
-           "--policy_dtype=fp32", "--expert_dtype=fp32", "--batch_size=4",
-           "--alld_batch_size=2", "--eval_batch_size=4", "--max_new_tokens=4",
-           "--loader_workers=0", "--sft_lr=0.001", "--alld_lr=0.001", "--valid_max_items=4",
-           "--sft_epochs=1", "--test_split=NISQA_VAL_SIM", "--noprogressbar"]
+           "--policy_dtype=fp32", "--expert={dtype: fp32}", "--eval_batch_size=4",
+           "--max_new_tokens=4", "--loader_workers=0",
+           "--sft={batch_size: 4, lr: 0.001, number_of_epochs: 1}",
+           "--alld={batch_size: 2, lr: 0.002}", "--examples={valid_max_items: 4}",
+           "--test_split=NISQA_VAL_SIM", "--noprogressbar"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     save = out / "save"
     assert (out / "descriptions" / "NISQA_TRAIN_SIM_mos.json").is_file()
-    assert json.loads((save / "sft" / "done.json").read_text())["test"]["mos_n"] == 4
+    assert json.loads((save / "test" / "sft" / "done.json").read_text())["test"]["mos_n"] == 4
+    # The nested overrides reached the optimisers the YAML declares.
+    import torch
+
+    for stage, lr in (("sft", 1e-3), ("alld", 2e-3)):
+        ckpt = sorted((save / stage / "checkpoints").glob("CKPT*"))[-1] / "optimizer.ckpt"
+        assert torch.load(ckpt)["param_groups"][0]["initial_lr"] == lr
     assert (save / "alld" / "model" / "adapter_config.json").exists() is False  # merged
     assert (save / "alld" / "model" / "model.safetensors").is_file()
     # LoRA (the recipe default): checkpoints hold only trainable parameters.

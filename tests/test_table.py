@@ -77,9 +77,10 @@ def test_replace_section():
 # ------------------------------------------------------------------------------ the script
 SMALL = ("{corpus_folder: '{output_folder}/corpus_{seed}', train_size: 96, valid_size: 16, "
          "test_size: 48, num_workers: 1}")
-CHAIN = ("{sft_epochs: 1, alld_epochs: 1, alld_lr: 0.00001, beta: 0.4, max_new_tokens: 24, "
-         "expert_steps: 5, tiny_policy: {audio_dim: 32, audio_layers: 1, text_dim: 32, "
-         "text_layers: 1}, tiny_expert: {hidden_size: 32, num_layers: 1}}")
+CHAIN = ("{sft: {number_of_epochs: 1}, alld: {number_of_epochs: 1, lr: 0.00001, "
+         "loss: {beta: 0.4}}, max_new_tokens: 24, "
+         "tiny: {expert_steps: 5, policy_config: {audio_dim: 32, audio_layers: 1, "
+         "text_dim: 32, text_layers: 1}, expert_config: {hidden_size: 32, num_layers: 1}}}")
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +156,13 @@ def test_sft_mos_lcc_on_held_out_clips_is_clearly_positive(tmp_path):
     cmd = [sys.executable, str(RECIPES / "train.py"), str(RECIPES / "hparams/alld.yaml"),
            f"--output_folder={out}", f"--corpus_folder={tmp_path / 'corpus'}",
            "--train_size=480", "--valid_size=8", "--test_size=64", "--num_workers=1",
-           "--tasks=[mos]", "--stop_after_sft=True", "--warmup_fraction=1.0",
-           "--sft_epochs=7", "--expert_steps=5", "--max_new_tokens=96", "--noprogressbar"]
+           "--tasks=[mos]", "--run_alld=False", "--test={models: [sft]}",
+           "--examples={warmup_fraction: 1.0}", "--sft={number_of_epochs: 7}",
+           "--tiny={expert_steps: 5}", "--max_new_tokens=96", "--noprogressbar"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True,
                           timeout=1800)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    items = [json.loads(x) for x in (out / "save/sft/test_sft_items.jsonl").read_text()
+    items = [json.loads(x) for x in (out / "save/test/sft/test_sft_items.jsonl").read_text()
              .splitlines()]
     assert len(items) == 64
     pairs = [(parse_mos(it["text"]), it["mos"]) for it in items]

@@ -11,26 +11,42 @@ import speechbrain as sb
 import torch
 from safetensors.torch import load_file
 
+from speechbrain_alld.chain import fit_policy
 from speechbrain_alld.dataset import load_descriptions, sft_examples, write_examples
 from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.models.expert_reference import ExpertReference
 from speechbrain_alld.parsing import parse_mos
-from speechbrain_alld.stages import build_policy, run_brain_stage
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes/Simulated/ALLD/train.py"
 HPARAMS = REPO / "recipes/Simulated/ALLD/hparams/alld.yaml"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-TINY = ["--train_size=16", "--valid_size=6", "--test_size=6", "--num_workers=1",
-        "--tiny_policy={audio_dim: 32, audio_layers: 1, text_dim: 32, text_layers: 1}",
-        "--tiny_expert={hidden_size: 32, num_layers: 1}", "--expert_steps=5",
-        "--sft_epochs=1", "--alld_epochs=1", "--batch_size=4", "--alld_batch_size=4",
-        "--eval_batch_size=8", "--max_new_tokens=20", "--noprogressbar"]
+TINY = {"train_size": 16, "valid_size": 6, "test_size": 6, "num_workers": 1,
+        "tiny": {"policy_config": {"audio_dim": 32, "audio_layers": 1, "text_dim": 32,
+                                   "text_layers": 1},
+                 "expert_config": {"hidden_size": 32, "num_layers": 1}, "expert_steps": 5},
+        "sft": {"number_of_epochs": 1, "batch_size": 4}, "alld": {"batch_size": 4},
+        "eval_batch_size": 8, "max_new_tokens": 20}
 
 
-def _run(args, cwd, launcher=(), timeout=900):
-    merged = {a.split("=", 1)[0]: a for a in [*TINY, *args]}  # a later --key=value wins
-    cmd = [*(launcher or [sys.executable]), str(RECIPE), str(HPARAMS), *merged.values()]
+def _merge(base, extra):
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def recipe_args(overrides, flags=("--noprogressbar",)):
+    """``--key=value`` arguments (nested settings as YAML flow mappings) over TINY."""
+    merged = _merge(TINY, overrides)
+    return [f"--{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in merged.items()
+            ] + list(flags)
+
+
+def _run(overrides, cwd, launcher=(), flags=(), timeout=900):
+    cmd = [*(launcher or [sys.executable]), str(RECIPE), str(HPARAMS),
+           *recipe_args(overrides, ("--noprogressbar", *flags))]
     proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, (proc.stdout[-2000:] + proc.stderr[-4000:])
@@ -42,31 +58,39 @@ def full_run(tmp_path_factory):
     """The whole recipe once: simulate -> describe -> tiny models -> SFT -> y_a -> ref -> ALLD."""
     root = tmp_path_factory.mktemp("alld")
     out = root / "exp"
-    proc = _run([f"--output_folder={out}", f"--corpus_folder={root / 'corpus'}"], root)
+    proc = _run({"output_folder": out, "corpus_folder": root / "corpus"}, root)
     return out, root, proc
 
 
 def test_every_stage_writes_its_outputs(full_run):
     out, _, proc = full_run
     save = out / "save"
-    for stage in ("data", "tiny", "sft", "alld"):
+    for stage in ("data", "tiny", "sft", "sample", "reference", "alld", "test/sft",
+                  "test/alld"):
         assert (save / stage / "done.json").is_file(), stage
     assert "sft_test:" in proc.stdout and "alld_test:" in proc.stdout
     items = json.loads((save / "data" / "alld_items.json").read_text())
-    rejected = [json.loads(x) for x in (save / "alld" / "rejected.jsonl").read_text().splitlines()]
+    rejected = [json.loads(x) for x in (save / "sample" / "rejected.jsonl").read_text()
+                .splitlines()]
     assert len(rejected) == len(items) > 0
     finished = sum(sum(r["finished"]) for r in rejected)
-    examples = json.loads((save / "alld" / "alld_train.json").read_text())
+    examples = json.loads((save / "reference" / "alld_train.json").read_text())
     # One example per finished y_a (cut-off samples are left out), chosen cycling variants.
     assert len(examples) == finished > 0
-    assert len((save / "alld" / "reference.jsonl").read_text().splitlines()) == len(examples)
+    assert len((save / "reference" / "reference.jsonl").read_text().splitlines()) == len(
+        examples)
+    # ALLD logs what DPO tools log.
+    log = (save / "alld" / "log.txt").read_text()
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margin", "rewards/accuracy",
+                "logps/chosen", "logps/rejected"):
+        assert f"train {key}:" in log, key
     n_pairs = len(json.loads((out / "descriptions" / "NISQA_TEST_SIM_ab.json").read_text()))
     assert n_pairs >= 3
     for tag in ("sft", "alld"):
-        summary = json.loads((save / tag / f"test_{tag}_summary.json").read_text())
+        summary = json.loads((save / "test" / tag / f"test_{tag}_summary.json").read_text())
         assert summary["mos_n"] == 6 and summary["ab_n"] == n_pairs
         assert summary["bleu_signature"].startswith("nrefs:1")
-        lines = (save / tag / f"test_{tag}_items.jsonl").read_text().splitlines()
+        lines = (save / "test" / tag / f"test_{tag}_items.jsonl").read_text().splitlines()
         assert len(lines) == 6 + n_pairs
     # Both final models reload in Hugging Face format and through the pretrained interface.
     from speechbrain_alld.inference import DescriptiveQualityEvaluator
@@ -85,7 +109,7 @@ def test_every_stage_writes_its_outputs(full_run):
 def test_stored_reference_logprobs_equal_a_fresh_computation(full_run):
     out, _, _ = full_run
     save = out / "save"
-    examples = json.loads((save / "alld" / "alld_train.json").read_text())
+    examples = json.loads((save / "reference" / "alld_train.json").read_text())
     reference = ExpertReference.from_pretrained(save / "tiny" / "expert", dtype="fp32")
     keys = sorted(examples)[:3]
     chosen, _ = reference.logprobs([examples[k]["prompt"] for k in keys],
@@ -101,11 +125,14 @@ def test_rerun_skips_every_finished_stage(full_run):
     out, root, _ = full_run
     model = out / "save" / "alld" / "model" / "model.safetensors"
     before = model.stat().st_mtime_ns
-    rejected = (out / "save" / "alld" / "rejected.jsonl").read_bytes()
-    proc = _run([f"--output_folder={out}", f"--corpus_folder={root / 'corpus'}"], root)
+    rejected = (out / "save" / "sample" / "rejected.jsonl").read_bytes()
+    proc = _run({"output_folder": out, "corpus_folder": root / "corpus"}, root)
     assert model.stat().st_mtime_ns == before
-    assert (out / "save" / "alld" / "rejected.jsonl").read_bytes() == rejected
+    assert (out / "save" / "sample" / "rejected.jsonl").read_bytes() == rejected
     assert "Going into epoch" not in proc.stdout + proc.stderr
+    for stage in ("tiny", "examples", "sft", "sample", "reference", "alld", "test/sft",
+                  "test/alld"):
+        assert f"Stage '{stage}' already finished" in proc.stdout + proc.stderr, stage
 
 
 def _tiny_stage_inputs(full_run, tmp_path, n_items=6):
@@ -117,14 +144,31 @@ def _tiny_stage_inputs(full_run, tmp_path, n_items=6):
     return out, train
 
 
-HP = {"max_new_tokens": 6, "mos_stats": None, "ab_stats": None, "generate_every": 0,
-      "warmup_ratio": 0.0}
+def _block(folder, epochs, lr, batch_size, **extra):
+    """A stage block as the recipe's YAML declares it: the objects fit_policy builds on."""
+    import functools
 
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain.utils.epoch_loop import EpochCounter
+    from speechbrain.utils.train_logger import FileTrainLogger
 
-def _hparams():
     from speechbrain_alld.metrics import ABStats, MOSStats
+    from speechbrain_alld.schedulers import warmup_cosine_scheduler
 
-    return {**HP, "mos_stats": MOSStats, "ab_stats": ABStats}
+    counter = EpochCounter(limit=epochs)
+    return {"opt_class": functools.partial(torch.optim.AdamW, lr=lr),
+            "lr_scheduler": functools.partial(warmup_cosine_scheduler, warmup_ratio=0.0),
+            "epoch_counter": counter,
+            "checkpointer": Checkpointer(folder / "checkpoints", {"counter": counter}),
+            "train_logger": FileTrainLogger(folder / "log.txt"),
+            "train_dataloader_opts": {"batch_size": batch_size, "shuffle": True},
+            "valid_dataloader_opts": {"batch_size": batch_size},
+            "generate_every": 0, "max_new_tokens": 6, "mos_stats": MOSStats,
+            "ab_stats": ABStats, **extra}
+
+
+def _policy(source, **kwargs):
+    return AudioLLM.from_pretrained(source, **kwargs)
 
 
 class Interrupt(Exception):
@@ -134,17 +178,17 @@ class Interrupt(Exception):
 def test_sft_resumes_mid_epoch_and_matches_an_uninterrupted_run(full_run, tmp_path):
     out, train = _tiny_stage_inputs(full_run, tmp_path, n_items=6)
     source = out / "save" / "tiny" / "policy_init"
-    settings = {"policy_kwargs": {"finetune": "full", "train_encoder": True}}
+    settings = {"finetune": "full", "train_encoder": True}
 
     def stage(folder, policy, run_opts):
-        return run_brain_stage("sft", policy, _hparams(), run_opts, train, train, None, folder,
-                               epochs=1, lr=1e-3, batch_size=1)
+        folder.mkdir(exist_ok=True)
+        return fit_policy("sft", policy, _block(folder, 1, 1e-3, 1), run_opts, train, train)
 
     torch.manual_seed(0)
-    reference = build_policy(source, settings)
+    reference = _policy(source, **settings)
     stage(tmp_path / "straight", reference, {"noprogressbar": True})
 
-    policy = build_policy(source, settings)
+    policy = _policy(source, **settings)
     original_forward = policy.forward
     calls = {"n": 0}
 
@@ -158,7 +202,7 @@ def test_sft_resumes_mid_epoch_and_matches_an_uninterrupted_run(full_run, tmp_pa
     torch.manual_seed(0)
     with pytest.raises(Interrupt):
         stage(tmp_path / "resumed", policy, {"noprogressbar": True, "ckpt_interval_steps": 1})
-    resumed = build_policy(source, settings)
+    resumed = _policy(source, **settings)
     forward = resumed.forward
     seen = {"n": 0}
 
@@ -173,13 +217,30 @@ def test_sft_resumes_mid_epoch_and_matches_an_uninterrupted_run(full_run, tmp_pa
         assert torch.allclose(a, b, atol=1e-5), name
 
 
+def test_a_declared_optimiser_and_schedule_replace_the_defaults(full_run, tmp_path):
+    import functools
+
+    out, train = _tiny_stage_inputs(full_run, tmp_path, n_items=3)
+    policy = _policy(out / "save" / "tiny" / "policy_init", finetune="full", train_encoder=True)
+    (tmp_path / "swap").mkdir()
+    block = _block(tmp_path / "swap", 1, 1e-3, 1,
+                   opt_class=functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9),
+                   lr_scheduler=functools.partial(torch.optim.lr_scheduler.OneCycleLR,
+                                                  max_lr=0.05))
+    brain = fit_policy("sft", policy, block, {"noprogressbar": True}, train, train)
+    assert isinstance(brain.optimizer, torch.optim.SGD)
+    assert isinstance(brain.lr_scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    assert brain.lr_scheduler.total_steps == 3  # 3 examples, batch 1, one epoch
+    assert brain.lr_scheduler.last_epoch == 3  # stepped once per optimiser step
+
+
 def test_lora_checkpoints_hold_only_trainable_parameters(full_run, tmp_path):
     out, train = _tiny_stage_inputs(full_run, tmp_path, n_items=2)
-    policy = build_policy(out / "save" / "tiny" / "policy_init",
-                          {"policy_kwargs": {"finetune": "lora", "lora_r": 2,
-                                             "train_projector": False}})
-    run_brain_stage("sft", policy, _hparams(), {"noprogressbar": True}, train, train, None,
-                    tmp_path / "lora", epochs=1, lr=1e-3, batch_size=2)
+    policy = _policy(out / "save" / "tiny" / "policy_init", finetune="lora", lora_r=2,
+                     train_projector=False)
+    (tmp_path / "lora").mkdir()
+    fit_policy("sft", policy, _block(tmp_path / "lora", 1, 1e-3, 2), {"noprogressbar": True},
+               train, train)
     ckpts = sorted((tmp_path / "lora" / "checkpoints").glob("CKPT*"))
     saved = load_file(str(ckpts[-1] / "policy.ckpt"))
     assert saved and all("lora_" in k for k in saved)
@@ -200,8 +261,9 @@ def test_tiny_sft_model_overfits_a_handful_of_clips(full_run, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(out / "save" / "tiny" / "policy_init")
     model, processor = build_tiny_qwen2_audio(tokenizer, audio_dim=64, text_dim=64, seed=1)
     policy = AudioLLM(model, processor, finetune="full", train_encoder=True)
-    run_brain_stage("sft", policy, _hparams(), {"noprogressbar": True}, train, train, None,
-                    tmp_path / "overfit", epochs=150, lr=3e-3, batch_size=4)
+    (tmp_path / "overfit").mkdir()
+    fit_policy("sft", policy, _block(tmp_path / "overfit", 150, 3e-3, 4),
+               {"noprogressbar": True}, train, train)
     policy.eval()
     texts = policy.generate([[load_waveform(w, 16000) for w in e["wavs"]] for e in examples],
                             [e["instruction"] for e in examples], max_new_tokens=200)
@@ -213,16 +275,16 @@ def test_ddp_two_processes_gloo(full_run, tmp_path):
     out, root, _ = full_run
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                 "--master_port=29531"]
-    proc = _run([f"--output_folder={tmp_path / 'ddp'}", f"--corpus_folder={root / 'corpus'}",
-                 "--distributed_backend=gloo", "--max_new_tokens=40"], tmp_path,
-                launcher=launcher)
+    proc = _run({"output_folder": tmp_path / "ddp", "corpus_folder": root / "corpus",
+                 "max_new_tokens": 40}, tmp_path, launcher=launcher,
+                flags=("--distributed_backend=gloo",))
     save = tmp_path / "ddp" / "save"
     for stage in ("sft", "alld"):
         assert (save / stage / "done.json").is_file()
         assert (save / stage / "model" / "model.safetensors").is_file()
         assert "epoch: 1" in (save / stage / "log.txt").read_text()
     # Each process sampled and scored its own share; together they cover every item once.
-    shards = sorted((save / "alld").glob("rejected.rank*of2.jsonl"))
+    shards = sorted((save / "sample").glob("rejected.rank*of2.jsonl"))
     keys = [json.loads(x)["key"] for p in shards for x in p.read_text().splitlines()]
     items = json.loads((save / "data" / "alld_items.json").read_text())
     assert len(shards) == 2 and sorted(keys) == sorted(items)
@@ -231,28 +293,33 @@ def test_ddp_two_processes_gloo(full_run, tmp_path):
 
 def test_bf16_precision_on_cpu(full_run, tmp_path):
     out, root, _ = full_run
-    proc = _run([f"--output_folder={tmp_path / 'bf16'}", f"--corpus_folder={root / 'corpus'}",
-                 "--precision=bf16", "--stop_after_sft=True"], tmp_path)
+    proc = _run({"output_folder": tmp_path / "bf16", "corpus_folder": root / "corpus",
+                 "run_alld": False, "test": {"models": ["sft"]}}, tmp_path,
+                flags=("--precision=bf16",))
     assert (tmp_path / "bf16" / "save" / "sft" / "done.json").is_file()
-    assert "sft_test:" in proc.stdout
+    assert not (tmp_path / "bf16" / "save" / "alld").exists()
+    assert "sft_test:" in proc.stdout and "alld_test:" not in proc.stdout
+    assert "Using training precision: `--precision=bf16`" in proc.stdout + proc.stderr
 
 
 def test_debug_mode_runs_every_stage_and_keeps_nothing(full_run, tmp_path):
     out, root, _ = full_run
-    proc = _run([f"--output_folder={tmp_path / 'dbg'}", f"--corpus_folder={root / 'corpus'}",
-                 "--debug"], tmp_path)
+    proc = _run({"output_folder": tmp_path / "dbg", "corpus_folder": root / "corpus"},
+                tmp_path, flags=("--debug",))
     assert "alld_test:" in proc.stdout
-    assert not (tmp_path / "dbg" / "save" / "sft").exists()
-    assert not (tmp_path / "dbg" / "save" / "alld").exists()
+    assert not (tmp_path / "dbg").exists()
 
 
-def test_live_reference_gives_the_same_alld_loss_as_precomputed(full_run):
+def test_live_reference_gives_the_same_alld_loss_as_precomputed(full_run, tmp_path):
+    import functools
+
     from speechbrain_alld.brain import ALLDBrain
     from speechbrain_alld.dataset import collate_examples, make_dataset
+    from speechbrain_alld.losses import alld_loss
 
     out, _, _ = full_run
     save = out / "save"
-    data = make_dataset(save / "alld" / "alld_train.json", 16000,
+    data = make_dataset(save / "reference" / "alld_train.json", 16000,
                         ("chosen", "rejected", "ref_chosen", "ref_rejected"))
     batch = collate_examples([data[i] for i in range(min(3, len(data)))])
     policy = AudioLLM.from_pretrained(save / "sft" / "model", dtype="fp32", finetune="full")
@@ -261,7 +328,8 @@ def test_live_reference_gives_the_same_alld_loss_as_precomputed(full_run):
     losses = []
     for ref in (None, reference):
         brain = ALLDBrain(modules={"policy": policy},
-                          hparams={**_hparams(), "stage": "alld", "beta": 0.4,
+                          hparams={**_block(tmp_path / "live", 1, 1e-3, 3), "stage": "alld",
+                                   "loss": functools.partial(alld_loss, beta=0.4),
                                    "reference": ref},
                           run_opts={"noprogressbar": True})
         brain.on_stage_start(sb.Stage.TRAIN, 1)
@@ -274,18 +342,48 @@ def test_live_reference_gives_the_same_alld_loss_as_precomputed(full_run):
 
 def test_finished_stage_with_other_settings_is_refused(full_run):
     out, root, _ = full_run
-    merged = {a.split("=", 1)[0]: a for a in [*TINY, f"--output_folder={out}",
-                                                f"--corpus_folder={root / 'corpus'}",
-                                                "--alld_lr=0.5"]}
-    proc = subprocess.run([sys.executable, str(RECIPE), str(HPARAMS), *merged.values()],
+    args = recipe_args({"output_folder": out, "corpus_folder": root / "corpus",
+                        "alld": {"lr": 0.5}})
+    proc = subprocess.run([sys.executable, str(RECIPE), str(HPARAMS), *args],
                           cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr  # SpeechBrain logs the exception to stdout
     assert "StageMismatchError" in text and "other settings" in text
+    assert "stage 'alld'" in text
+
+
+def test_a_changed_stage_invalidates_what_follows_and_nothing_before(full_run, tmp_path):
+    """Change one setting of the sample stage on a finished run: the stages before it are
+    skipped, the sample stage is refused; once its folder is removed it runs again, and then
+    the reference stage (whose input changed) is refused in turn."""
+    import shutil
+
+    out, root, _ = full_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    args = recipe_args({"output_folder": copy, "corpus_folder": root / "corpus",
+                        "sample": {"temperature": 0.7}})
+
+    def run():
+        proc = subprocess.run([sys.executable, str(RECIPE), str(HPARAMS), *args], cwd=root,
+                              env=ENV, capture_output=True, text=True, timeout=600)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    before = {s: (copy / "save" / s / "done.json").read_bytes() for s in ("data", "sft")}
+    code, text = run()
+    assert code != 0 and "StageMismatchError" in text and "stage 'sample'" in text
+    for stage in ("tiny", "examples", "sft"):
+        assert f"Stage '{stage}' already finished" in text, stage
+    assert "Going into epoch" not in text
+    shutil.rmtree(copy / "save" / "sample")
+    code, text = run()
+    assert code != 0 and "stage 'reference'" in text and "StageMismatchError" in text
+    assert (copy / "save" / "sample" / "done.json").is_file()  # the sample stage ran again
+    assert {s: (copy / "save" / s / "done.json").read_bytes() for s in ("data", "sft")} == before
 
 
 def test_sampling_resumes_with_the_same_samples(full_run, tmp_path):
-    from speechbrain_alld.stages import sample_rejected
+    from speechbrain_alld.preference import sample_rejected
 
     out, _, _ = full_run
     items = json.loads((out / "save" / "data" / "alld_items.json").read_text())

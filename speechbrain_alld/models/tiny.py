@@ -7,9 +7,19 @@ digit), wrapped as a transformers fast tokenizer with a ChatML chat template.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
+from speechbrain.utils.logger import get_logger
+from tqdm.auto import tqdm
+
+from speechbrain_alld.dataset import load_descriptions
+from speechbrain_alld.losses import sft_loss
+from speechbrain_alld.models.expert_reference import ExpertReference
+
+logger = get_logger(__name__)
 
 #: Qwen2 / Qwen2-Audio special tokens, padding first.
 SPECIAL_TOKENS: tuple[str, ...] = (
@@ -152,3 +162,92 @@ def build_tiny_qwen2_audio(
     )
     torch.manual_seed(seed)
     return Qwen2AudioForConditionalGeneration(config), processor
+
+
+def train_text_expert(
+    reference: ExpertReference,
+    items: Mapping[str, Mapping[str, Any]],
+    *,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[float]:
+    """Teach a (tiny) text LM to write y_t from x_t, so it is a real expert for this corpus.
+
+    Trains on every (prompt, variant text) of ``items`` with the response-only cross-entropy;
+    returns the loss per step.
+    """
+    pairs = [(it["prompt"], text) for it in items.values() for text in it["responses"].values()]
+    if not pairs:
+        raise ValueError("no (prompt, response) pairs to train the expert on")
+    model = reference.model
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in tqdm(range(steps), desc="train expert LM", disable=not progress):
+        idx = torch.randint(len(pairs), (batch_size,), generator=gen).tolist()
+        batch = reference.prepare_batch([pairs[i][0] for i in idx], [pairs[i][1] for i in idx])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = sft_loss(logits, batch["labels"])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return losses
+
+
+def init_tiny_models(
+    descriptions_folder: str | Path,
+    train_split: str,
+    out_folder: str | Path,
+    *,
+    tasks: Sequence[str] = ("mos", "ab"),
+    vocab_size: int = 512,
+    window_seconds: float = 4.0,
+    policy_config: Mapping[str, Any] | None = None,
+    expert_config: Mapping[str, Any] | None = None,
+    expert_steps: int = 300,
+    expert_batch_size: int = 16,
+    expert_lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build the embedded default's models: a tokenizer trained on this corpus's texts, a tiny
+    Qwen2-Audio policy, and a tiny Qwen2 expert trained briefly on (x_t -> y_t).
+
+    Writes Hugging Face folders ``policy_init`` and ``expert`` under ``out_folder``, so every
+    later stage loads them exactly like a real checkpoint; returns their paths and the expert's
+    first and last training loss.
+    """
+    out = Path(out_folder)
+    paths = {"policy": out / "policy_init", "expert": out / "expert"}
+    items = load_descriptions(descriptions_folder, train_split, tasks)
+    texts = [it["prompt"] for it in items.values()] + [it["instruction"] for it in items.values()]
+    texts += [t for it in items.values() for t in it["responses"].values()]
+    tokenizer = train_tiny_tokenizer(texts, vocab_size=vocab_size)
+    model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=window_seconds,
+                                              seed=seed, **dict(policy_config or {}))
+    model.save_pretrained(paths["policy"])
+    processor.save_pretrained(paths["policy"])
+    reference = ExpertReference(build_tiny_causal_lm(tokenizer, seed=seed + 1,
+                                                     **dict(expert_config or {})), tokenizer)
+    losses = train_text_expert(reference, items, steps=expert_steps,
+                               batch_size=expert_batch_size, lr=expert_lr, seed=seed,
+                               progress=progress)
+    reference.model.save_pretrained(paths["expert"])
+    tokenizer.save_pretrained(paths["expert"])
+    logger.info("Tiny expert LM trained: loss %.3f -> %.3f", losses[0], losses[-1])
+    return {**{k: str(v) for k, v in paths.items()}, "expert_loss_first": losses[0],
+            "expert_loss_last": losses[-1], "vocab_size": len(tokenizer)}

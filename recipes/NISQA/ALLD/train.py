@@ -6,8 +6,9 @@
     torchrun --nproc_per_node=4 train.py hparams/alld.yaml --data_folder=...   # multi-GPU
 
 Prepares the NISQA manifests, checks the descriptive corpus made by ``../describe.py`` (or makes
-it when ``run_describe`` is True), then runs the chain, each stage skipped when its output
-exists: SFT warm-up -> sample y_a -> reference log-probs -> ALLD -> test.
+it when ``run_describe`` is True), then runs the chain below. Each stage reads its own block of
+the YAML and is skipped when its output exists with the same settings; one made with other
+settings is refused (StageMismatchError).
 """
 
 import sys
@@ -20,13 +21,22 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nisqa_prepare import prepare_nisqa  # noqa: E402
 
+from speechbrain_alld.chain import (  # noqa: E402
+    alld_stage,
+    examples_stage,
+    reference_stage,
+    sample_stage,
+    sft_stage,
+    test_stage,
+)
 from speechbrain_alld.describe.generate import describe_manifests  # noqa: E402
 from speechbrain_alld.evaluation import export_trained_models  # noqa: E402
-from speechbrain_alld.stages import run_chain  # noqa: E402
+from speechbrain_alld.resume import StageRunner, debug_overrides, yaml_blocks  # noqa: E402
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
+    overrides = debug_overrides(overrides, run_opts)  # --debug keeps nothing, as in SpeechBrain
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file,
@@ -44,5 +54,16 @@ if __name__ == "__main__":
     if missing:
         sys.exit(f"no descriptive corpus for {missing} in {hparams['descriptions_folder']}: run "
                  "recipes/NISQA/describe.py first, or set run_describe: True")
-    results = run_chain(hparams, run_opts)
-    export_trained_models(results, hparams["max_new_tokens"])
+
+    # The chain: one stage per YAML block, each fingerprinted by its block and its inputs.
+    runner = StageRunner(yaml_blocks(hparams_file, overrides), run_opts)
+    data = examples_stage(runner, "examples", hparams["examples"])
+    sft = sft_stage(runner, "sft", hparams["sft"], data)
+    models = {"sft": sft}
+    if hparams["run_alld"]:
+        rejected = sample_stage(runner, "sample", hparams["sample"], sft, data)
+        preference = reference_stage(runner, "reference", hparams["reference"], rejected)
+        models["alld"] = alld_stage(runner, "alld", hparams["alld"], sft, preference, data)
+    tests = test_stage(runner, "test", hparams["test"], models, data)
+
+    export_trained_models(tests.info, hparams["max_new_tokens"])

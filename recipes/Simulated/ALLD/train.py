@@ -2,10 +2,12 @@
 """ALLD on the simulated corpus with tiny models: the embedded default (CPU, no downloads).
 
     python recipes/Simulated/ALLD/train.py recipes/Simulated/ALLD/hparams/alld.yaml
+    python recipes/Simulated/ALLD/train.py recipes/Simulated/ALLD/hparams/alld.yaml \\
+        --sft="{number_of_epochs: 8}" --alld="{lr: 0.0001, loss: {beta: 0.2}}"
 
-Runs every stage, each skipped when its output exists: simulate the corpus -> manifests ->
-expert descriptions (template expert) -> tiny tokenizer, tiny Qwen2-Audio policy and tiny expert
-LM trained on (x_t -> y_t) -> SFT warm-up -> sample y_a -> reference log-probs -> ALLD -> test.
+Simulates the corpus, writes its manifests and expert descriptions (template expert), then runs
+the chain below. Each stage reads its own block of ``alld.yaml`` and is skipped when its output
+exists with the same settings; one made with other settings is refused (StageMismatchError).
 The same chain as recipes/NISQA/ALLD/train.py, on data and models that fit a 2-core CPU.
 """
 
@@ -15,20 +17,32 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_alld.chain import (
+    alld_stage,
+    examples_stage,
+    reference_stage,
+    sample_stage,
+    sft_stage,
+    test_stage,
+    tiny_models_stage,
+)
 from speechbrain_alld.corpora import prepare_corpus
 from speechbrain_alld.describe.generate import describe_manifests
 from speechbrain_alld.evaluation import export_trained_models
+from speechbrain_alld.resume import StageRunner, debug_overrides, yaml_blocks
 from speechbrain_alld.simulation import simulate_corpus
-from speechbrain_alld.stages import init_tiny_models, run_chain
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
+    overrides = debug_overrides(overrides, run_opts)  # --debug keeps nothing, as in SpeechBrain
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file,
                                    overrides=overrides)
     progress = not run_opts.get("noprogressbar", False)
+
+    # Data: the simulated corpus, its NISQA-style manifests, the expert descriptions.
     splits = [hparams["train_split"], hparams["valid_split"], hparams["test_split"]]
     run_on_main(simulate_corpus, kwargs={
         "out_dir": hparams["corpus_folder"], "sizes": dict(hparams["sizes"]),
@@ -41,11 +55,17 @@ if __name__ == "__main__":
                                           hparams["descriptions_folder"],
                                           hparams["describe_config"]],
                 kwargs={"progress": progress})
-    run_on_main(init_tiny_models, args=[hparams["descriptions_folder"], hparams["train_split"],
-                                        hparams["tiny_folder"]], kwargs={
-        "tasks": hparams["tasks"], "vocab_size": hparams["tiny_vocab_size"],
-        "window_seconds": hparams["window_seconds"], "policy_config": hparams["tiny_policy"],
-        "expert_config": hparams["tiny_expert"], "expert_steps": hparams["expert_steps"],
-        "expert_lr": hparams["expert_lr"], "seed": hparams["seed"], "progress": progress})
-    results = run_chain(hparams, run_opts)
-    export_trained_models(results, hparams["max_new_tokens"])
+
+    # The chain: one stage per YAML block, each fingerprinted by its block and its inputs.
+    runner = StageRunner(yaml_blocks(hparams_file, overrides), run_opts)
+    tiny_models_stage(runner, "tiny", hparams["tiny"])
+    data = examples_stage(runner, "examples", hparams["examples"])
+    sft = sft_stage(runner, "sft", hparams["sft"], data)
+    models = {"sft": sft}
+    if hparams["run_alld"]:
+        rejected = sample_stage(runner, "sample", hparams["sample"], sft, data)
+        preference = reference_stage(runner, "reference", hparams["reference"], rejected)
+        models["alld"] = alld_stage(runner, "alld", hparams["alld"], sft, preference, data)
+    tests = test_stage(runner, "test", hparams["test"], models, data)
+
+    export_trained_models(tests.info, hparams["max_new_tokens"])

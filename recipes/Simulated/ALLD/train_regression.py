@@ -76,7 +76,7 @@ if __name__ == "__main__":
     datasets = dataio_prepare(hparams, manifests, hparams["model"])
     steps = math.ceil(len(datasets["train"]) / hparams["batch_size"]) * hparams[
         "number_of_epochs"]
-    hparams.update(total_steps=steps, warmup_steps=round(steps * hparams["warmup_ratio"]))
+    hparams["total_steps"] = steps  # what lr_scheduler spans
     brain = RegressionBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
                             hparams=hparams, run_opts=run_opts,
                             checkpointer=hparams["checkpointer"])
