@@ -238,7 +238,7 @@ class RegressionBrain(_ScheduledBrain):
     Batches (SpeechBrain ``PaddedBatch``) hold ``features`` (``[B, mel, T]``, padded to the
     window), ``n_frames`` and ``targets`` (``[B, K]`` in the model's ``targets`` order, ``nan``
     where a rating is missing). Valid and test collect the predictions in
-    ``hparams.regression_stats`` (:class:`~speechbrain_alld.metrics.RegressionStats`) and score
+    ``hparams.regression_stats`` (:class:`~speechbrain_alld.stats.RegressionStats`) and score
     MOS (MSE/LCC/SRCC) and each dimension; the
     test writes ``test_regression_summary.json`` and ``test_regression_items.jsonl`` to
     ``hparams.output_folder``.

@@ -22,8 +22,9 @@ from speechbrain_alld.corpora.prepare import read_json
 from speechbrain_alld.durable import write_json_atomic
 from speechbrain_alld.inference import AudioInputError, DescriptiveQualityEvaluator
 from speechbrain_alld.jsonl_store import JsonlStore
-from speechbrain_alld.metrics import ABStats, MOSStats, bootstrap_ci
+from speechbrain_alld.metrics import bootstrap_ci
 from speechbrain_alld.ratings import DIMENSIONS
+from speechbrain_alld.stats import ABStats, MOSStats
 
 
 def load_test_items(path: str | Path) -> dict[str, dict[str, Any]]:

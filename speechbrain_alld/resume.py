@@ -11,7 +11,9 @@ function that reads it. Its fingerprint is the SHA-256 of
   ``grad_accumulation_factor``, and the number of processes;
 * the fingerprints of the stage's inputs (earlier stages, or files).
 
-So no hand-kept key list exists: whatever the block declares counts. A finished stage
+So no hand-kept key list exists: whatever the block declares counts. Paths under the recipe's
+``output_folder`` are hashed relative to it, so a finished experiment folder can be moved or
+copied and resumed. A finished stage
 (``<folder>/done.json``) with the same fingerprint is skipped; with another one it is refused
 with :class:`StageMismatchError`, and since fingerprints chain, so is every stage after it.
 """
@@ -126,12 +128,33 @@ def effective_run_option(name: str, block: Mapping[str, Any], run_opts: Any) -> 
     return getattr(RunOptions(), name)
 
 
+def relocated(data: Any, root: str | Path | None) -> Any:
+    """``data`` with every string path under ``root`` written relative to it (``<root>/...``).
+
+    Example
+    -------
+    >>> relocated({"a": ["out/x/save", "other"], "b": "out/x"}, "out/x")
+    {'a': ['<root>/save', 'other'], 'b': '<root>'}
+    """
+    if root is None:
+        return data
+    root = str(root).rstrip("/")
+    if isinstance(data, dict):
+        return {k: relocated(v, root) for k, v in data.items()}
+    if isinstance(data, list):
+        return [relocated(v, root) for v in data]
+    if isinstance(data, str) and (data == root or data.startswith(root + "/")):
+        return "<root>" + data[len(root):]
+    return data
+
+
 def source_fingerprint(source: str | Path) -> str:
-    """A model folder's identity (its files' names, sizes and times), or the hub id itself."""
+    """A model folder's identity (its files' names, sizes and modification times, not where it
+    lies), or the hub id itself."""
     folder = Path(str(source))
     if not folder.is_dir():
         return str(source)
-    parts = [str(folder.resolve())]
+    parts = []
     for f in sorted(folder.iterdir()):
         if f.is_file():
             stat = f.stat()
@@ -162,13 +185,14 @@ class StageRunner:
     Arguments
     ---------
     blocks : mapping
-        The recipe's YAML as plain data (:func:`yaml_blocks`): each stage's block is hashed.
+        The recipe's YAML as plain data (:func:`yaml_blocks`): each stage's block is hashed,
+        with paths under its ``output_folder`` made relative to it (:func:`relocated`).
     run_opts : mapping or RunOptions
         SpeechBrain run options (from ``sb.parse_arguments``).
     """
 
     def __init__(self, blocks: Mapping[str, Any], run_opts: Any) -> None:
-        self.blocks = dict(blocks)
+        self.blocks = relocated(dict(blocks), blocks.get("output_folder"))
         self.run_opts = run_opts if run_opts is not None else {}
         self.progress = not self.option("noprogressbar", False)
         self.debug = bool(self.option("debug", False))

@@ -9,8 +9,6 @@ from scipy import stats
 
 from speechbrain_alld import parsing
 from speechbrain_alld.metrics import (
-    ABStats,
-    MOSStats,
     ab_metrics,
     bootstrap_ci,
     condition_aggregate,
@@ -19,6 +17,7 @@ from speechbrain_alld.metrics import (
     mos_metrics,
     mos_metrics_per_condition,
 )
+from speechbrain_alld.stats import ABStats, MOSStats
 
 
 def test_mos_metrics_match_scipy_and_hand_values():
@@ -261,7 +260,7 @@ def test_ab_stats_accuracy_ci_against_scipy():
 
 
 def test_regression_stats_against_scipy():
-    from speechbrain_alld.metrics import RegressionStats
+    from speechbrain_alld.stats import RegressionStats
 
     rng = np.random.default_rng(3)
     true = rng.uniform(1, 5, size=(30, 3))

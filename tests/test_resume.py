@@ -18,8 +18,8 @@ from speechbrain_alld.resume import (
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = {"Simulated": REPO / "recipes/Simulated/ALLD/hparams/alld.yaml",
            "NISQA": REPO / "recipes/NISQA/ALLD/hparams/alld.yaml"}
-STAGES = {"Simulated": ("tiny", "examples", "sft", "sample", "reference", "alld", "test"),
-          "NISQA": ("examples", "sft", "sample", "reference", "alld", "test")}
+STAGES = {"Simulated": ("tiny", "examples", "sft", "sample", "reference", "alld", "testing"),
+          "NISQA": ("examples", "sft", "sample", "reference", "alld", "testing")}
 NISQA_REQUIRED = "data_folder: /nowhere"
 
 
@@ -96,7 +96,7 @@ def test_every_setting_of_a_block_changes_that_stage_and_no_other(recipe):
 def test_a_shared_setting_changes_every_stage_that_uses_it():
     base, _ = _fingerprints(RECIPES["Simulated"], "")
     changed, _ = _fingerprints(RECIPES["Simulated"], "max_new_tokens: 99")
-    assert {s for s in base if base[s] != changed[s]} == {"sft", "sample", "alld", "test"}
+    assert {s for s in base if base[s] != changed[s]} == {"sft", "sample", "alld", "testing"}
     changed, _ = _fingerprints(RECIPES["Simulated"], "policy: {finetune: lora}")
     assert {s for s in base if base[s] != changed[s]} == {"sft", "alld"}
 

@@ -156,7 +156,7 @@ def test_sft_mos_lcc_on_held_out_clips_is_clearly_positive(tmp_path):
     cmd = [sys.executable, str(RECIPES / "train.py"), str(RECIPES / "hparams/alld.yaml"),
            f"--output_folder={out}", f"--corpus_folder={tmp_path / 'corpus'}",
            "--train_size=480", "--valid_size=8", "--test_size=64", "--num_workers=1",
-           "--tasks=[mos]", "--run_alld=False", "--test={models: [sft]}",
+           "--tasks=[mos]", "--run_alld=False", "--testing={models: [sft]}",
            "--examples={warmup_fraction: 1.0}", "--sft={number_of_epochs: 7}",
            "--tiny={expert_steps: 5}", "--max_new_tokens=96", "--noprogressbar"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True,

@@ -130,8 +130,8 @@ def test_rerun_skips_every_finished_stage(full_run):
     assert model.stat().st_mtime_ns == before
     assert (out / "save" / "sample" / "rejected.jsonl").read_bytes() == rejected
     assert "Going into epoch" not in proc.stdout + proc.stderr
-    for stage in ("tiny", "examples", "sft", "sample", "reference", "alld", "test/sft",
-                  "test/alld"):
+    for stage in ("tiny", "examples", "sft", "sample", "reference", "alld", "testing/sft",
+                  "testing/alld"):
         assert f"Stage '{stage}' already finished" in proc.stdout + proc.stderr, stage
 
 
@@ -152,7 +152,7 @@ def _block(folder, epochs, lr, batch_size, **extra):
     from speechbrain.utils.epoch_loop import EpochCounter
     from speechbrain.utils.train_logger import FileTrainLogger
 
-    from speechbrain_alld.metrics import ABStats, MOSStats
+    from speechbrain_alld.stats import ABStats, MOSStats
     from speechbrain_alld.schedulers import warmup_cosine_scheduler
 
     counter = EpochCounter(limit=epochs)
@@ -294,10 +294,11 @@ def test_ddp_two_processes_gloo(full_run, tmp_path):
 def test_bf16_precision_on_cpu(full_run, tmp_path):
     out, root, _ = full_run
     proc = _run({"output_folder": tmp_path / "bf16", "corpus_folder": root / "corpus",
-                 "run_alld": False, "test": {"models": ["sft"]}}, tmp_path,
+                 "run_alld": False, "testing": {"models": ["sft"]}}, tmp_path,
                 flags=("--precision=bf16",))
     assert (tmp_path / "bf16" / "save" / "sft" / "done.json").is_file()
-    assert not (tmp_path / "bf16" / "save" / "alld").exists()
+    assert not (tmp_path / "bf16" / "save" / "alld" / "done.json").exists()
+    assert not (tmp_path / "bf16" / "save" / "sample").exists()
     assert "sft_test:" in proc.stdout and "alld_test:" not in proc.stdout
     assert "Using training precision: `--precision=bf16`" in proc.stdout + proc.stderr
 
@@ -353,9 +354,10 @@ def test_finished_stage_with_other_settings_is_refused(full_run):
 
 
 def test_a_changed_stage_invalidates_what_follows_and_nothing_before(full_run, tmp_path):
-    """Change one setting of the sample stage on a finished run: the stages before it are
-    skipped, the sample stage is refused; once its folder is removed it runs again, and then
-    the reference stage (whose input changed) is refused in turn."""
+    """Change one setting of the sample stage on a finished run (copied elsewhere: fingerprints
+    do not depend on where the experiment folder lies): the stages before it are skipped, the
+    sample stage is refused; once its folder is removed it runs again, and then the reference
+    stage (whose input changed) is refused in turn."""
     import shutil
 
     out, root, _ = full_run
@@ -371,13 +373,15 @@ def test_a_changed_stage_invalidates_what_follows_and_nothing_before(full_run, t
 
     before = {s: (copy / "save" / s / "done.json").read_bytes() for s in ("data", "sft")}
     code, text = run()
-    assert code != 0 and "StageMismatchError" in text and "stage 'sample'" in text
+    assert code != 0 and "StageMismatchError" in text, text[-3000:]
+    assert "stage 'sample'" in text, text[-3000:]
     for stage in ("tiny", "examples", "sft"):
         assert f"Stage '{stage}' already finished" in text, stage
     assert "Going into epoch" not in text
     shutil.rmtree(copy / "save" / "sample")
     code, text = run()
-    assert code != 0 and "stage 'reference'" in text and "StageMismatchError" in text
+    assert code != 0 and "StageMismatchError" in text, text[-3000:]
+    assert "stage 'reference'" in text, text[-3000:]
     assert (copy / "save" / "sample" / "done.json").is_file()  # the sample stage ran again
     assert {s: (copy / "save" / s / "done.json").read_bytes() for s in ("data", "sft")} == before
 

@@ -66,6 +66,6 @@ if __name__ == "__main__":
         rejected = sample_stage(runner, "sample", hparams["sample"], sft, data)
         preference = reference_stage(runner, "reference", hparams["reference"], rejected)
         models["alld"] = alld_stage(runner, "alld", hparams["alld"], sft, preference, data)
-    tests = test_stage(runner, "test", hparams["test"], models, data)
+    tests = test_stage(runner, "testing", hparams["testing"], models, data)
 
     export_trained_models(tests.info, hparams["max_new_tokens"])
