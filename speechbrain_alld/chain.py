@@ -19,22 +19,17 @@ and, for ALLD, ``loss``.
 
 from __future__ import annotations
 
-import gc
 import json
-import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from speechbrain.utils.distributed import ddp_barrier, if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.brain import ALLDBrain
-from speechbrain_alld.dataset import collate_examples, make_dataset, prepare_examples
+from speechbrain_alld.dataset import make_dataset, prepare_examples
 from speechbrain_alld.durable import file_fingerprint, write_json_atomic
-from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.models.expert_reference import check_same_tokenizer
 from speechbrain_alld.models.tiny import init_tiny_models
 from speechbrain_alld.preference import alld_examples, sample_rejected, score_reference
@@ -42,30 +37,17 @@ from speechbrain_alld.resume import (
     TRAINING_RUN_OPTIONS,
     StageResult,
     StageRunner,
-    effective_run_option,
     source_fingerprint,
-    world_size,
+)
+from speechbrain_alld.training import (
+    fit_policy,
+    loader_options,
+    release_memory,
+    run_device,
+    save_policy,
 )
 
 logger = get_logger(__name__)
-
-
-def run_device(run_opts: Any) -> str:
-    """The device of work done outside a Brain (the Brain's rule: ``cuda:LOCAL_RANK``)."""
-    device = run_opts.get("device") if hasattr(run_opts, "get") else None
-    if device:
-        return str(device)
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    return "cpu"
-
-
-def release_memory() -> None:
-    """Free a finished stage's model: SpeechBrain's checkpointer keeps a reference cycle to the
-    Brain, so its tensors go only at a garbage collection."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _description_files(folder: str | Path, splits: Sequence[str]) -> list[Path]:
@@ -84,8 +66,23 @@ def _json_ready(info: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- examples, models
 def examples_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) -> StageResult:
     """The example manifests of every stage (:func:`~speechbrain_alld.dataset.
-    prepare_examples`): the block holds ``descriptions_folder``, ``folder`` and that function's
-    keyword arguments. Its input is the content of the description manifests."""
+    prepare_examples`); its input is the content of the description manifests.
+
+    Arguments
+    ---------
+    runner : StageRunner
+        Decides whether the stage runs and records it.
+    name : str
+        The stage's YAML block name (its fingerprint hashes that block).
+    block : mapping
+        ``descriptions_folder``, ``folder`` and ``prepare_examples``' keyword arguments.
+
+    Returns
+    -------
+    StageResult
+        ``sft_train``, ``sft_valid``, ``alld_items``, ``valid``, ``test`` (manifest paths),
+        ``n_sft`` and ``n_alld_items``.
+    """
     folder = Path(block["folder"])
     splits = [block["train_split"], block["valid_split"], block["test_split"]]
     described = _description_files(block["descriptions_folder"], splits)
@@ -101,9 +98,23 @@ def examples_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) -> 
 
 def tiny_models_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) -> StageResult:
     """The embedded default's tiny tokenizer, policy and trained expert
-    (:func:`~speechbrain_alld.models.tiny.init_tiny_models`): the block holds
-    ``descriptions_folder``, ``train_split``, ``folder`` and that function's keyword arguments;
-    the result holds ``policy`` and ``expert`` (model folders)."""
+    (:func:`~speechbrain_alld.models.tiny.init_tiny_models`).
+
+    Arguments
+    ---------
+    runner : StageRunner
+        Decides whether the stage runs and records it.
+    name : str
+        The stage's YAML block name.
+    block : mapping
+        ``descriptions_folder``, ``train_split``, ``folder`` and ``init_tiny_models``' keyword
+        arguments.
+
+    Returns
+    -------
+    StageResult
+        ``policy`` and ``expert`` (Hugging Face model folders) and the expert's training loss.
+    """
     folder = Path(block["folder"])
     inputs = _description_files(block["descriptions_folder"], [block["train_split"]])
     fp = runner.fingerprint(name, block, inputs=[file_fingerprint(*inputs)])
@@ -118,53 +129,6 @@ def tiny_models_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) 
     return runner.finish(name, folder, fp, _json_ready(info))
 
 
-# ---------------------------------------------------------------------------- Brain stages
-def _loader(opts: Mapping[str, Any]) -> dict[str, Any]:
-    return {**dict(opts), "collate_fn": collate_examples}
-
-
-def fit_policy(
-    stage: str,
-    policy: AudioLLM,
-    block: Mapping[str, Any],
-    run_opts: Any,
-    train_manifest: str | Path,
-    valid_manifest: str | Path,
-    *,
-    extra_keys: Sequence[str] = (),
-    reference: Any = None,
-) -> ALLDBrain:
-    """Fit ``policy`` with ``ALLDBrain`` (``stage`` ``"sft"`` or ``"alld"``) from the objects of
-    ``block``, then load the checkpoint with the lowest valid loss.
-
-    The number of optimiser steps (for ``lr_scheduler``) is ``ceil(train examples / processes /
-    batch size / grad_accumulation_factor)`` per epoch.
-    """
-    sr = policy.sampling_rate
-    train = make_dataset(train_manifest, sr, extra_keys)
-    valid = make_dataset(valid_manifest, sr)
-    counter = block["epoch_counter"]
-    checkpointer = block["checkpointer"]
-    checkpointer.add_recoverable("policy", policy)
-    grad_accum = int(effective_run_option("grad_accumulation_factor", block, run_opts))
-    batch_size = int(block["train_dataloader_opts"]["batch_size"])
-    steps_per_epoch = math.ceil(len(train) / world_size() / batch_size / grad_accum)
-    hparams = {**block, "stage": stage, "total_steps": steps_per_epoch * counter.limit,
-               "reference": reference}
-    brain = ALLDBrain(modules={"policy": policy}, opt_class=block["opt_class"], hparams=hparams,
-                      run_opts=run_opts, checkpointer=checkpointer)
-    brain.fit(counter, train, valid, train_loader_kwargs=_loader(block["train_dataloader_opts"]),
-              valid_loader_kwargs=_loader(block["valid_dataloader_opts"]))
-    checkpointer.recover_if_possible(min_key="loss")
-    return brain
-
-
-def _save_policy(policy: AudioLLM, folder: Path, merge: bool) -> None:
-    if if_main_process():
-        policy.save_pretrained(folder, merge=merge)
-    ddp_barrier()
-
-
 def sft_stage(runner: StageRunner, name: str, block: Mapping[str, Any], data: StageResult
               ) -> StageResult:
     """The supervised warm-up: ``block["policy"](block["source"])`` fitted on ``sft_train``
@@ -172,6 +136,23 @@ def sft_stage(runner: StageRunner, name: str, block: Mapping[str, Any], data: St
 
     ``use_model`` (a model folder) skips the warm-up and hands that model on, e.g. ALLD straight
     from the base model.
+
+    Arguments
+    ---------
+    runner : StageRunner
+        Decides whether the stage runs and records it.
+    name : str
+        The stage's YAML block name (its fingerprint hashes that block).
+    block : mapping
+        ``folder``, ``source``, ``policy`` (a loader), ``save_merged``, ``use_model`` and what
+        :func:`fit_policy` reads.
+    data : StageResult
+        The examples stage (``sft_train``, ``sft_valid``).
+
+    Returns
+    -------
+    StageResult
+        ``model``: the SFT model folder (Hugging Face format).
     """
     folder = Path(block["folder"])
     if block.get("use_model"):
@@ -185,7 +166,7 @@ def sft_stage(runner: StageRunner, name: str, block: Mapping[str, Any], data: St
     policy = block["policy"](block["source"])
     brain = fit_policy("sft", policy, block, runner.run_opts, data["sft_train"],
                        data["sft_valid"])
-    _save_policy(policy, folder / "model", block["save_merged"])
+    save_policy(policy, folder / "model", block["save_merged"])
     del policy, brain
     release_memory()
     return runner.finish(name, folder, fp, {"model": str(folder / "model")})
@@ -195,7 +176,27 @@ def sample_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: 
                  data: StageResult) -> StageResult:
     """y_a: ``n_samples`` responses per ALLD item sampled from the SFT model
     (:func:`~speechbrain_alld.preference.sample_rejected`), resumable item by item; the result's
-    ``rejected`` is a JSON file ``{key: {"samples": [...], "finished": [...]}}``."""
+    ``rejected`` is a JSON file ``{key: {"samples": [...], "finished": [...]}}``.
+
+    Arguments
+    ---------
+    runner : StageRunner
+        Decides whether the stage runs and records it.
+    name : str
+        The stage's YAML block name (its fingerprint hashes that block).
+    block : mapping
+        ``folder``, ``policy`` (a frozen loader), ``n_samples``, ``temperature``, ``top_p``,
+        ``max_new_tokens``, ``batch_size``, ``seed``.
+    sft : StageResult
+        The model to sample from (``model``).
+    data : StageResult
+        The examples stage (``alld_items``).
+
+    Returns
+    -------
+    StageResult
+        ``rejected``, ``items`` and ``model`` (paths), ``n_samples`` and ``n_finished``.
+    """
     folder = Path(block["folder"])
     fp = runner.fingerprint(name, block, inputs=[sft, data], run_options=("world_size",))
     done = runner.finished(name, folder, fp)
@@ -237,7 +238,25 @@ def reference_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
     finished y_a, paired with an expert text y_t) and, once, the frozen expert's
     log pi_ref(y_t|x_t) and log pi_ref(y_a|x_t) (:func:`~speechbrain_alld.preference.
     score_reference`), so ALLD holds only the policy. With ``live: True`` nothing is scored here
-    and the ALLD stage keeps the expert in memory. The result's ``train`` is the manifest."""
+    and the ALLD stage keeps the expert in memory.
+
+    Arguments
+    ---------
+    runner : StageRunner
+        Decides whether the stage runs and records it.
+    name : str
+        The stage's YAML block name (its fingerprint hashes that block).
+    block : mapping
+        ``folder``, ``source`` (the expert), ``expert`` (a loader), ``chosen``,
+        ``keep_truncated``, ``live``, ``batch_size``.
+    sample : StageResult
+        A y_a sampling stage (``rejected``, ``items``, ``model``).
+
+    Returns
+    -------
+    StageResult
+        ``train`` (the ALLD example manifest), ``live`` and ``n_examples``.
+    """
     folder = Path(block["folder"])
     fp = runner.fingerprint(name, block, inputs=[sample, source_fingerprint(block["source"])])
     done = runner.finished(name, folder, fp)
@@ -281,7 +300,29 @@ def alld_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: St
     """ALLD: the SFT model (``block["policy"](sft["model"])``) fitted with ``block["loss"]`` on
     the preference examples, validated on ``valid``, saved to ``<folder>/model``. When the
     reference stage ran ``live``, ``block["expert"](block["expert_source"])`` scores every
-    batch."""
+    batch.
+
+    Arguments
+    ---------
+    runner : StageRunner
+        Decides whether the stage runs and records it.
+    name : str
+        The stage's YAML block name (its fingerprint hashes that block).
+    block : mapping
+        ``folder``, ``policy`` (a loader), ``loss``, ``expert``, ``expert_source``,
+        ``save_merged`` and what :func:`fit_policy` reads.
+    sft : StageResult
+        The model ALLD starts from (``model``).
+    preference : StageResult
+        The reference stage (``train``, ``live``).
+    data : StageResult
+        The examples stage (``valid``).
+
+    Returns
+    -------
+    StageResult
+        ``model`` (the ALLD model folder) and ``last_train_stats``.
+    """
     folder = Path(block["folder"])
     fp = runner.fingerprint(name, block, inputs=[sft, preference, data],
                             run_options=TRAINING_RUN_OPTIONS)
@@ -298,7 +339,7 @@ def alld_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: St
         extra += ("ref_chosen", "ref_rejected")
     brain = fit_policy("alld", policy, block, runner.run_opts, preference["train"],
                        data["valid"], extra_keys=extra, reference=reference)
-    _save_policy(policy, folder / "model", block["save_merged"])
+    save_policy(policy, folder / "model", block["save_merged"])
     train_stats = getattr(brain, "train_stats", None)
     del policy, brain, reference
     release_memory()
@@ -312,8 +353,27 @@ def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
     """Test each model named in ``block["models"]`` on the ``test`` manifest: generation,
     parsing and the ``mos_stats`` / ``ab_stats`` scores, written to
     ``<folder>/<model>/test_<model>_summary.json`` and ``..._items.jsonl``. Each model is its
-    own resumable unit (a finished one is not tested again); the result maps
-    ``<model>_test`` to its summary."""
+    own resumable unit (a finished one is not tested again).
+
+    Arguments
+    ---------
+    runner : StageRunner
+        Decides whether the stage runs and records it.
+    name : str
+        The stage's YAML block name (its fingerprint hashes that block).
+    block : mapping
+        ``folder``, ``models``, ``policy`` (a frozen loader), ``dataloader_opts``,
+        ``mos_stats``, ``ab_stats``, ``max_new_tokens``, ``train_logger``.
+    models : mapping
+        ``{model name: StageResult with a model}`` from the training stages.
+    data : StageResult
+        The examples stage (``test``).
+
+    Returns
+    -------
+    StageResult
+        ``<model>_test`` (its summary) and ``<model>_model`` for each tested model.
+    """
     folder = Path(block["folder"])
     results: dict[str, Any] = {}
     fps = []
@@ -333,7 +393,7 @@ def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
                                        "test_output_folder": str(sub)},
                               run_opts=runner.run_opts)
             brain.evaluate(make_dataset(data["test"], policy.sampling_rate),
-                           test_loader_kwargs=_loader(block["dataloader_opts"]))
+                           test_loader_kwargs=loader_options(block["dataloader_opts"]))
             done = runner.finish(f"{name}/{model_name}", sub, fp,
                                  {"model": models[model_name]["model"],
                                   "test": brain.test_stats})

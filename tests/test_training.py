@@ -11,11 +11,11 @@ import speechbrain as sb
 import torch
 from safetensors.torch import load_file
 
-from speechbrain_alld.chain import fit_policy
 from speechbrain_alld.dataset import load_descriptions, sft_examples, write_examples
 from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.models.expert_reference import ExpertReference
 from speechbrain_alld.parsing import parse_mos
+from speechbrain_alld.training import fit_policy
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes/Simulated/ALLD/train.py"
@@ -152,8 +152,8 @@ def _block(folder, epochs, lr, batch_size, **extra):
     from speechbrain.utils.epoch_loop import EpochCounter
     from speechbrain.utils.train_logger import FileTrainLogger
 
-    from speechbrain_alld.stats import ABStats, MOSStats
     from speechbrain_alld.schedulers import warmup_cosine_scheduler
+    from speechbrain_alld.stats import ABStats, MOSStats
 
     counter = EpochCounter(limit=epochs)
     return {"opt_class": functools.partial(torch.optim.AdamW, lr=lr),

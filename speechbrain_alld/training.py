@@ -1,0 +1,114 @@
+"""Training a policy from a stage's YAML block with ``ALLDBrain``, and the helpers the stages share.
+
+:func:`fit_policy` builds the Brain from the objects a block declares (``opt_class``,
+``lr_scheduler``, ``epoch_counter``, ``checkpointer``, ``train_logger``, loaders, ``loss``),
+fits it and loads the best checkpoint; :func:`save_policy` writes the model on the main process;
+:func:`release_memory` frees a finished stage's model.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
+
+from speechbrain_alld.brain import ALLDBrain
+from speechbrain_alld.dataset import collate_examples, make_dataset
+from speechbrain_alld.models.audio_llm import AudioLLM
+from speechbrain_alld.resume import effective_run_option, world_size
+
+
+def run_device(run_opts: Any) -> str:
+    """The device of work done outside a Brain (the Brain's rule: ``cuda:LOCAL_RANK``)."""
+    device = run_opts.get("device") if hasattr(run_opts, "get") else None
+    if device:
+        return str(device)
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return "cpu"
+
+
+def release_memory() -> None:
+    """Free a finished stage's model: SpeechBrain's checkpointer keeps a reference cycle to the
+    Brain, so its tensors go only at a garbage collection."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def loader_options(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """A block's data-loader options with the example collation added."""
+    return {**dict(opts), "collate_fn": collate_examples}
+
+
+def fit_policy(
+    stage: str,
+    policy: AudioLLM,
+    block: Mapping[str, Any],
+    run_opts: Any,
+    train_manifest: str | Path,
+    valid_manifest: str | Path,
+    *,
+    extra_keys: Sequence[str] = (),
+    reference: Any = None,
+) -> ALLDBrain:
+    """Fit ``policy`` with ``ALLDBrain`` from the objects of ``block``, then load the checkpoint
+    with the lowest valid loss.
+
+    Arguments
+    ---------
+    stage : str
+        ``"sft"`` or ``"alld"``: the Brain's objective.
+    policy : AudioLLM
+        The model to train (added to ``block["checkpointer"]``).
+    block : mapping
+        The stage's YAML block: ``opt_class``, ``lr_scheduler``, ``epoch_counter``,
+        ``checkpointer``, ``train_logger``, ``train_dataloader_opts``, ``valid_dataloader_opts``,
+        ``mos_stats``, ``ab_stats``, ``max_new_tokens``, ``generate_every`` (and ``loss`` for
+        ALLD); run options such as ``precision`` are read from it as SpeechBrain does.
+    run_opts : mapping or RunOptions
+        SpeechBrain run options.
+    train_manifest, valid_manifest : str or Path
+        Example manifests.
+    extra_keys : sequence of str
+        Further example fields the batches carry (ALLD: the responses and reference scores).
+    reference : ExpertReference, optional
+        A live expert reference (ALLD without precomputed scores).
+
+    Returns
+    -------
+    ALLDBrain
+        The fitted Brain. The schedule spans ``ceil(train examples / processes / batch size /
+        grad_accumulation_factor)`` optimiser steps per epoch.
+    """
+    sr = policy.sampling_rate
+    train = make_dataset(train_manifest, sr, extra_keys)
+    valid = make_dataset(valid_manifest, sr)
+    counter = block["epoch_counter"]
+    checkpointer = block["checkpointer"]
+    checkpointer.add_recoverable("policy", policy)
+    grad_accum = int(effective_run_option("grad_accumulation_factor", block, run_opts))
+    batch_size = int(block["train_dataloader_opts"]["batch_size"])
+    steps_per_epoch = math.ceil(len(train) / world_size() / batch_size / grad_accum)
+    hparams = {**block, "stage": stage, "total_steps": steps_per_epoch * counter.limit,
+               "reference": reference}
+    brain = ALLDBrain(modules={"policy": policy}, opt_class=block["opt_class"], hparams=hparams,
+                      run_opts=run_opts, checkpointer=checkpointer)
+    brain.fit(counter, train, valid,
+              train_loader_kwargs=loader_options(block["train_dataloader_opts"]),
+              valid_loader_kwargs=loader_options(block["valid_dataloader_opts"]))
+    checkpointer.recover_if_possible(min_key="loss")
+    return brain
+
+
+def save_policy(policy: AudioLLM, folder: Path, merge: bool) -> None:
+    """Save ``policy`` in Hugging Face format on the main process; every process waits."""
+    if if_main_process():
+        policy.save_pretrained(folder, merge=merge)
+    ddp_barrier()
