@@ -186,7 +186,7 @@ def sample_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: 
         The stage's YAML block name (its fingerprint hashes that block).
     block : mapping
         ``folder``, ``policy`` (a frozen loader), ``n_samples``, ``temperature``, ``top_p``,
-        ``max_new_tokens``, ``batch_size``, ``seed``.
+        ``top_k`` (0: none), ``max_new_tokens``, ``batch_size``, ``seed``.
     sft : StageResult
         The model to sample from (``model``).
     data : StageResult
@@ -216,6 +216,7 @@ def sample_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: 
     policy.to(run_device(runner.run_opts)).eval()
     rejected = sample_rejected(policy, items, store, n_samples=block["n_samples"],
                                temperature=block["temperature"], top_p=block["top_p"],
+                               top_k=block["top_k"],
                                max_new_tokens=block["max_new_tokens"],
                                batch_size=block["batch_size"],
                                sample_rate=policy.sampling_rate, seed=block["seed"],

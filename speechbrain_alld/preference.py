@@ -52,6 +52,7 @@ def sample_rejected(
     n_samples: int = 1,
     temperature: float = 1.0,
     top_p: float = 0.95,
+    top_k: int = 0,
     max_new_tokens: int = 256,
     batch_size: int = 8,
     sample_rate: int = 16000,
@@ -78,7 +79,7 @@ def sample_rejected(
             audios = [[load_waveform(w, sample_rate) for w in items[k]["wavs"]] for k in keys]
             texts, finished = policy.generate(
                 audios, [items[k]["instruction"] for k in keys], max_new_tokens=max_new_tokens,
-                do_sample=True, temperature=temperature, top_p=top_p,
+                do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k,
                 num_return_sequences=n_samples, return_finished=True)
             store.add({"key": k, "samples": texts[i * n_samples:(i + 1) * n_samples],
                        "finished": finished[i * n_samples:(i + 1) * n_samples]}

@@ -90,6 +90,78 @@ def test_parse_mos_never_reads_a_dimension(text: str) -> None:
     assert parse_mos(text) is None
 
 
+# MOS phrasing families of the expert corpus (LLaMA-3.1-70B texts released with the paper): the
+# score comes last, after "MOS" in one of these turns. Sentences written for these tests.
+MOS_EXPERT_FAMILIES = [
+    # "the overall MOS score is (only / about) X"
+    ("The hiss is constant and the words break up, so the overall MOS score is only 1.7.", 1.7),
+    ("Although the level is a little low, the overall MOS score is about 3.3.", 3.3),
+    # "with an overall MOS (score) of X"
+    ("With an overall MOS score of 2.3, this clip sounds somewhat unnatural.", 2.3),
+    ("I think it is a fairly natural synthetic voice with an overall MOS of 3.9.", 3.9),
+    ("It is a mediocre synthesized utterance with overall MOS of 2.6.", 2.6),
+    # "I would rate / give its overall MOS score as / around X"
+    ("Given these points, I would rate its overall MOS score as 3.1.", 3.1),
+    ("With a comfortable loudness, I would give its overall MOS score around 3.5.", 3.5),
+    ("Overall, I would rate the MOS score of this recording as 4.4, a high-quality result.", 4.4),
+    ("I will give its overall MOS score is about 2.7.", 2.7),
+    # "Overall, its MOS score is X, indicating ..."
+    ("Overall, its MOS score is 1.4, indicating a very unnatural quality.", 1.4),
+    ("Overall, the MOS score is about 2.9, indicating that it is somewhat unnatural.", 2.9),
+    # "the overall MOS quality is X", "the overall MOS score of X is reasonable"
+    ("Despite slight coloring, the overall MOS quality is 4.1, a somewhat natural result.", 4.1),
+    ("With these issues, I think the overall MOS score of 2.2 is reasonable.", 2.2),
+    ("Taking all factors into account, the overall mos is 4.6.", 4.6),
+    # the MOS first, then more description without a number
+    ("This sample is somewhat natural with an overall MOS of 3.5. There is moderate hiss, but "
+     "the volume is fine.", 3.5),
+]
+
+
+@pytest.mark.parametrize("text,expected", MOS_EXPERT_FAMILIES)
+def test_parse_mos_expert_families(text: str, expected: float) -> None:
+    assert parse_mos(text) == pytest.approx(expected)
+
+
+# A score for the whole clip stated without "MOS" or "overall".
+MOS_CLIP_SCORES = [
+    ("I would give it a score of 3.2 out of 5.", 3.2),
+    ("I'd rate it 3.5/5.", 3.5),
+    ("Final score: 3.2/5", 3.2),
+    ("Rating: 3.7 out of 5", 3.7),
+    ("The hiss is mild. I would give this recording a 2.9.", 2.9),
+    ("All told, it scores 3.1 on the MOS scale.", 3.1),
+    ("Taking everything into account, I rate the clip at 2.4.", 2.4),
+    ("My score is 4.1 out of 5.", 4.1),
+    ("I would assign this sample a rating of 3.8.", 3.8),
+    ("The noise is faint, so I would give a score of 4,2 out of 5.", 4.2),
+    ("Quality score: 1.9", 1.9),
+    ("Everything considered, a rating of 3.6 out of 5.0.", 3.6),
+    ("Rated as a whole, I'd give the utterance roughly 2.6/5.", 2.6),
+]
+
+
+@pytest.mark.parametrize("text,expected", MOS_CLIP_SCORES)
+def test_parse_mos_clip_scores(text: str, expected: float) -> None:
+    assert parse_mos(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", [
+    "The noisiness gets a score of 3.2 out of 5.",
+    "I would give the loudness a 4.",
+    "Loudness rating: 3.5",
+    "For distortion I would give it 2.5/5.",
+    "I would give it 8/10.",
+    "Score: 7/10",
+    "The clip deserves a score of 3.",  # no "/5": too vague for a MOS
+    "I rate it between 3 and 4.",
+    "I would rate it 3-4.",
+    "I'd give it a 6.",
+])
+def test_parse_mos_clip_scores_not_found(text: str) -> None:
+    assert parse_mos(text) is None
+
+
 def test_parse_mos_never_returns_a_dimension_number() -> None:
     rng = random.Random(3)
     expert = TemplateExpert(include_numbers=True)
@@ -286,6 +358,211 @@ def test_parse_verdict(text: str, expected: str) -> None:
     "Speech A has noticeably less background noise than speech B.",
 ])
 def test_parse_verdict_not_found(text: str) -> None:
+    assert parse_verdict(text) is None
+
+
+# --- verdict: phrasing families of the expert corpus -------------------------------------------
+# The A/B texts released with the paper (LLaMA-3.1-70B) compare a few dimensions, naming both
+# clips, then conclude. The sentences below are written for these tests, one list per family.
+
+# "I think SpeechB has higher synthesis quality than SpeechA" (the defect: one-word "SpeechB",
+# "has higher ... quality than").
+AB_HIGHER_QUALITY = [
+    ("I think SpeechB has higher synthesis quality than SpeechA.", "B"),
+    ("I think SpeechA has higher synthesis quality than SpeechB.", "A"),
+    ("So I think SpeechA has much higher synthesis quality than SpeechB.", "A"),
+    ("I would conclude that Speech B has a much higher synthesis quality than Speech A.", "B"),
+    ("speechB has a noticeably higher overall synthetic quality (mos) than speechA.", "B"),
+    ("In my view SPEECH A has higher synthesized quality than SPEECH B!", "A"),
+    ("Sample B has the higher MOS score of the two.", "B"),
+    ("Clip A has a higher mean opinion score than clip B", "A"),
+    ("Recording B is of much higher quality than recording A.", "B"),
+    ("SpeechA is of higher overall quality than SpeechB.", "A"),
+    ("I believe SpeechB has significantly better synthesis quality than SpeechA.", "B"),
+    ("SpeechA has greater perceived quality than SpeechB, I think.", "A"),
+    ("Weighing everything, SpeechB has higher-quality synthesis than SpeechA.", "B"),
+    ("with SpeechA having a much higher MOS score", "A"),
+]
+
+# Reversals: the subject is the loser ("A has lower quality than B": B).
+AB_REVERSALS = [
+    ("SpeechA has lower synthesis quality than SpeechB.", "B"),
+    ("SpeechB has lower synthesis quality than SpeechA.", "A"),
+    ("Speech B has a much lower MOS than Speech A.", "A"),
+    ("SpeechA has lower overall synthetic quality and is noisier than SpeechB.", "B"),
+    ("Clip A is of lower quality than clip B.", "B"),
+    ("sample B is clearly inferior to sample A.", "A"),
+    ("SpeechB is worse than SpeechA overall.", "A"),
+    ("SpeechA is not as good as SpeechB.", "B"),
+    ("Speech B isn't quite as good as Speech A.", "A"),
+    ("Recording A is almost as good as recording B.", "B"),
+    ("SpeechA's overall synthetic quality (mos) is much higher than SpeechB's.", "A"),
+    ("SpeechB's MOS is lower than SpeechA's.", "A"),
+]
+
+# Negations of a comparative: "B is not better" is a verdict for A, as the module defines it.
+AB_NEGATIONS = [
+    ("SpeechB does not have higher synthesis quality than SpeechA.", "A"),
+    ("SpeechA doesn't have better quality than SpeechB.", "B"),
+    ("SpeechB isn't better than SpeechA.", "A"),
+    ("Speech A is no better than Speech B.", "B"),
+    ("I don't think SpeechA is better than SpeechB.", "B"),
+    ("I do not think SpeechB has higher synthesis quality than SpeechA.", "A"),
+    ("Clip B does not sound better than clip A.", "A"),
+    ("Speech A does not outperform Speech B.", "B"),
+    ("I would not select SpeechA; I would select SpeechB as the better synthesized speech.", "B"),
+]
+
+# "I would select SpeechB as (the) better synthesized speech" and the other picks.
+AB_PICKS = [
+    ("I would select SpeechB as the better synthesized speech.", "B"),
+    ("Considering these factors, I would select SpeechA as the better synthesized speech.", "A"),
+    ("I would select speechA as better synthesized speech.", "A"),
+    ("I would select Speech B as better synthesised speech.", "B"),
+    ("Therefore I choose speech 2.", "B"),
+    ("I prefer audio 1.", "A"),
+    ("My pick is the first audio: I'd go with the first audio.", "A"),
+    ("I would choose the second recording.", "B"),
+    ("I prefer SpeechB over SpeechA.", "B"),
+    ("Winner: Clip A", "A"),
+    ("[SpeechB]", "B"),
+    ("[Speech A]", "A"),
+]
+
+# "B outperforms A", "B wins", "B is the winner", "B is superior to A".
+AB_OUTPERFORMS = [
+    ("Speech 2 outperforms speech 1.", "B"),
+    ("SpeechA clearly outperforms SpeechB.", "A"),
+    ("Clip 2 clearly beats clip 1.", "B"),
+    ("SpeechB surpasses SpeechA in every respect.", "B"),
+    ("SpeechA is the clear winner in this A/B test.", "A"),
+    ("Overall SpeechB wins.", "B"),
+    ("Clip A is superior to clip B.", "A"),
+    ("Audio 2 is better than audio 1.", "B"),
+    ("The second clip is preferable.", "B"),
+    ("Speech1 is the better one.", "A"),
+]
+
+# "it": resolved by a "than/over/to" object, or by the one clip its sentence names.
+AB_PRONOUNS = [
+    ("Although SpeechB is a bit quieter, its advantages make it the better synthesized speech.",
+     "B"),
+    ("Despite SpeechA's noise, its lack of distortion makes it a better choice than SpeechB.",
+     "A"),
+    ("SpeechA has a much higher overall synthetic quality (mos) than SpeechB, so it is the "
+     "winner.", "A"),
+    ("SpeechB has fewer breaks; this makes it superior to SpeechA.", "B"),
+    ("Clip 2 has no dropouts at all, which makes it the better recording.", "B"),
+    ("It is louder, and it's the better speech compared to Speech B.", "A"),
+    ("Speech A is noisy. Because Speech B has no dropouts, it is the winner.", "B"),
+    ("SpeechA keeps a steady level throughout, which makes it the preferable option.", "A"),
+]
+
+# Whole texts: both clips are compared on dimensions (often in the loser's favour) before the
+# conclusion, which must win.
+AB_TEXTS = [
+    ("SpeechA and SpeechB are similarly noisy. But because SpeechA breaks up and is distorted, "
+     "I think SpeechB has higher synthesis quality than SpeechA.", "B"),
+    ("SpeechA and SpeechB have similar loudness. SpeechA is cleaner than SpeechB and has better "
+     "continuity, but given the MOS gap I think SpeechB has higher synthesis quality than "
+     "SpeechA.", "B"),
+    ("SpeechB is cleaner than SpeechA. Still, SpeechA has less distortion and is louder, so "
+     "I would select SpeechA as the better synthesized speech.", "A"),
+    ("Both have moderate hiss. SpeechB has better continuity than SpeechA. However, SpeechA is "
+     "much louder and sounds natural, so I think SpeechA has higher synthesis quality than "
+     "SpeechB.", "A"),
+    ("SpeechA and SpeechB differ a lot in overall quality, with SpeechB having a much higher MOS "
+     "score.\n\nSpeechA is slightly louder. Given the gap, I would select SpeechB as the better "
+     "synthesized speech.", "B"),
+    ("I would select SpeechB as the better synthesized speech, although SpeechA has better "
+     "loudness.", "B"),
+    ("SpeechA has better distortion and continuity than SpeechB. SpeechB is cleaner. But due to "
+     "its much lower overall synthetic quality, I would select speechA as better synthesized "
+     "speech.", "A"),
+    ("SpeechB is louder and cleaner than SpeechA. Since SpeechA has higher overall synthetic "
+     "quality (mos) than SpeechB, I would select SpeechA as the better synthesized speech.", "A"),
+    ("At first SpeechA seemed better. On reflection, SpeechA is not as good as SpeechB.", "B"),
+    ("SpeechB has fewer dropouts and less hiss than SpeechA; SpeechB outperforms SpeechA in "
+     "loudness too. I would pick SpeechB.", "B"),
+]
+
+AB_TIES = [
+    ("SpeechA has better continuity than SpeechB. But due to its lower overall synthetic quality, "
+     "I would select neither as better synthesized speech.", "tie"),
+    ("They sound equally good, so it is a draw.", "tie"),
+    ("There is no clear winner between Speech A and Speech B.", "tie"),
+    ("Speech A is just as good as Speech B.", "tie"),
+    ("SpeechA is cleaner, SpeechB is louder: I choose neither.", "tie"),
+    ("I prefer SpeechA at first, but overall they are about the same.", "tie"),
+]
+
+
+@pytest.mark.parametrize("text,expected", AB_HIGHER_QUALITY)
+def test_parse_verdict_higher_quality(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", AB_REVERSALS)
+def test_parse_verdict_reversals(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", AB_NEGATIONS)
+def test_parse_verdict_negations(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", AB_PICKS)
+def test_parse_verdict_picks(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", AB_OUTPERFORMS)
+def test_parse_verdict_outperforms(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", AB_PRONOUNS)
+def test_parse_verdict_pronouns(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", AB_TEXTS)
+def test_parse_verdict_conclusion_wins(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", AB_TIES)
+def test_parse_verdict_ties(text: str, expected: str) -> None:
+    assert parse_verdict(text) == expected
+
+
+def test_parse_verdict_defect_sentence() -> None:
+    """The phrasing that was read as no verdict at all (tracked defect)."""
+    assert parse_verdict("I think SpeechB has higher synthesis quality than SpeechA.") == "B"
+
+
+@pytest.mark.parametrize("text", [
+    # one dimension compared: no verdict
+    "SpeechB has better continuity than SpeechA.",
+    "SpeechA has much better continuity, cleanliness and loudness than SpeechB.",
+    "SpeechB has better overall noise quality than SpeechA.",
+    "SpeechA is better in terms of loudness.",
+    "SpeechB outperforms SpeechA in loudness.",
+    "SpeechA is louder than SpeechB.",
+    "SpeechA and SpeechB have similar levels of distortion and loudness.",
+    # no decision stated
+    "Which one has higher synthesis quality, SpeechA or SpeechB?",
+    "SpeechA and SpeechB both have a MOS of 3.0.",
+    "It is better to listen to both clips twice.",
+    "SpeechA and SpeechB differ, and it is the better one.",  # "it" could be either clip
+    "The second half of the recording is better.",
+    "Between 1 and 2, 2 is better.",  # bare digits are numbers, not clips
+    "Speech 1.5 seconds in is better than the start.",
+    "I would never choose SpeechA.",
+    "SpeechB is not worse than SpeechA.",
+])
+def test_parse_verdict_no_decision(text: str) -> None:
     assert parse_verdict(text) is None
 
 

@@ -21,28 +21,61 @@ import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
-from speechbrain_alld.hub import hub_offline, resolve_dtype
+from speechbrain_alld.hub import (
+    decoding_config,
+    end_of_turn_token,
+    hub_offline,
+    resolve_dtype,
+    stop_token_ids,
+)
 from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs, sft_loss
+from speechbrain_alld.models.checkpoint_io import load_merged_model, save_weights
 
 AUDIO_PLACEHOLDER = "<audio>"
 DEFAULT_LORA_TARGET = (r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|"
                        r"down_proj)$")
 FINETUNE_MODES = ("full", "lora", "frozen")
-EXTRA_TRAINABLE = "extra_trainable.safetensors"  # non-LoRA weights trained beside an adapter
 
 
 def instruction_to_content(instruction: str, n_audios: int) -> list[dict[str, str]]:
-    """Split an instruction with ``<audio>`` placeholders into chat content parts."""
+    """Split an instruction with ``<audio>`` placeholders into chat content parts.
+
+    Each audio part carries an ``audio_url`` (a placeholder: the waveforms go to the processor
+    separately), because Qwen2-Audio's hub chat template recognises an audio part only by an
+    ``audio`` or ``audio_url`` key. The templates write an audio part as ``Audio N: <audio
+    tokens>`` plus a newline, so text before an audio ends with one space and text after it
+    starts without one.
+
+    Arguments
+    ---------
+    instruction : str
+        The instruction x_a with one ``<audio>`` per clip.
+    n_audios : int
+        The number of clips.
+
+    Returns
+    -------
+    list[dict[str, str]]
+        Chat content parts, in order.
+
+    Example
+    -------
+    >>> parts = instruction_to_content("Compare <audio> and <audio> please.", 2)
+    >>> [p.get("text", p.get("audio_url")) for p in parts]
+    ['Compare ', 'audio_1', 'and ', 'audio_2', 'please.']
+    """
     pieces = instruction.split(AUDIO_PLACEHOLDER)
     if len(pieces) - 1 != n_audios:
         raise ValueError(f"instruction has {len(pieces) - 1} {AUDIO_PLACEHOLDER} placeholder(s) "
                          f"for {n_audios} audio(s): {instruction!r}")
     content: list[dict[str, str]] = []
     for k, piece in enumerate(pieces):
-        if piece.strip():
-            content.append({"type": "text", "text": piece.strip()})
+        text = piece.lstrip() if k > 0 else piece
+        text = text.rstrip() + " " if k < n_audios else text.rstrip()
+        if text.strip():
+            content.append({"type": "text", "text": text})
         if k < n_audios:
-            content.append({"type": "audio"})
+            content.append({"type": "audio", "audio_url": f"audio_{k + 1}"})
     return content
 
 
@@ -100,6 +133,16 @@ class AudioLLM(torch.nn.Module):
         fe.nb_max_frames = fe.n_samples // fe.hop_length
         self.sampling_rate = int(fe.sampling_rate)
         self.window_seconds = processor.feature_extractor.n_samples / self.sampling_rate
+        # Responses end with the chat's end of turn; generation stops on it and on every EOS id
+        # of the checkpoint. The checkpoint's own sampling defaults are kept aside and replaced
+        # by a neutral config, so generate() (and a saved model) decodes only as asked.
+        self.end_of_turn = end_of_turn_token(self.tokenizer)
+        self.stop_ids = stop_token_ids(self.tokenizer, model.generation_config.eos_token_id,
+                                       getattr(model.config, "eos_token_id", None))
+        self.checkpoint_generation_config = model.generation_config
+        model.generation_config = decoding_config(
+            max_new_tokens=256, eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -143,35 +186,16 @@ class AudioLLM(torch.nn.Module):
         """Load model and processor from a local folder or a hub id (e.g. Qwen2-Audio-7B).
 
         A folder saved as a LoRA adapter (``save_pretrained(merge=False)``) is loaded onto its
-        base model (``base_model_name_or_path`` in ``adapter_config.json``) and merged.
+        base model (``base_model_name_or_path`` in ``adapter_config.json``, itself possibly an
+        adapter folder, e.g. ALLD's adapter over the SFT adapter) and merged.
         """
-        import json
-
-        from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+        from transformers import AutoProcessor
 
         if local_files_only is None:
             local_files_only = hub_offline()
         source = str(source)
         processor = AutoProcessor.from_pretrained(source, local_files_only=local_files_only)
-        adapter_config = Path(source) / "adapter_config.json"
-        if adapter_config.is_file():
-            from peft import PeftModel
-
-            base = json.loads(adapter_config.read_text())["base_model_name_or_path"]
-            model = Qwen2AudioForConditionalGeneration.from_pretrained(
-                base, dtype=resolve_dtype(dtype), local_files_only=local_files_only)
-            model = PeftModel.from_pretrained(model, source).merge_and_unload()
-            extra = Path(source) / EXTRA_TRAINABLE
-            if extra.is_file():
-                from safetensors.torch import load_file
-
-                missing = model.load_state_dict(load_file(str(extra)), strict=False)
-                if missing.unexpected_keys:
-                    raise RuntimeError(f"{extra} holds weights this model does not have: "
-                                       f"{missing.unexpected_keys[:5]}")
-        else:
-            model = Qwen2AudioForConditionalGeneration.from_pretrained(
-                source, dtype=resolve_dtype(dtype), local_files_only=local_files_only)
+        model = load_merged_model(source, resolve_dtype(dtype), local_files_only)
         if device is not None:
             model.to(device)
         return cls(model, processor, **kwargs)
@@ -200,8 +224,7 @@ class AudioLLM(torch.nn.Module):
 
     def response_ids(self, response: str) -> list[int]:
         """Token ids of a response followed by the end-of-turn token."""
-        return self.tokenizer(response + self.tokenizer.eos_token,
-                              add_special_tokens=False)["input_ids"]
+        return self.tokenizer(response + self.end_of_turn, add_special_tokens=False)["input_ids"]
 
     def prepare_batch(
         self,
@@ -285,6 +308,15 @@ class AudioLLM(torch.nn.Module):
         return sft_loss(self.forward(batch), batch["labels"])
 
     # ----------------------------------------------------------------- generation
+    def decoding(self, *, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
+                 top_p: float = 1.0, top_k: int = 0) -> Any:
+        """The complete generation config :meth:`generate` decodes with (stop ids, padding and
+        only the sampling asked for; see :func:`~speechbrain_alld.hub.decoding_config`)."""
+        return decoding_config(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                               temperature=temperature, top_p=top_p, top_k=top_k,
+                               eos_token_id=self.stop_ids,
+                               pad_token_id=self.tokenizer.pad_token_id)
+
     @torch.no_grad()
     def generate(
         self,
@@ -295,6 +327,7 @@ class AudioLLM(torch.nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        top_k: int = 0,
         num_return_sequences: int = 1,
         return_finished: bool = False,
     ) -> list[str] | tuple[list[str], list[bool]]:
@@ -303,8 +336,11 @@ class AudioLLM(torch.nn.Module):
         With ``num_return_sequences`` = n > 1 the texts of example i are at ``[i * n, (i + 1)
         * n)``; the examples are repeated here rather than by transformers, which would repeat
         the audio features per audio instead of per example and mix up A/B pairs. With
-        ``return_finished`` also returns, per text, whether it ended with the end-of-turn token
-        (``False``: cut off by ``max_new_tokens``).
+        ``return_finished`` also returns, per text, whether it ended with the end of turn or
+        another of the checkpoint's EOS ids (``False``: cut off by ``max_new_tokens``).
+        Decoding uses :func:`~speechbrain_alld.hub.decoding_config`: greedy is plain argmax,
+        sampling exactly ``temperature`` / ``top_p`` (``top_k`` only when > 0), whatever the
+        checkpoint's ``generation_config`` says.
         """
         n = num_return_sequences
         if n < 1:
@@ -314,16 +350,13 @@ class AudioLLM(torch.nn.Module):
             instructions = [i for i in instructions for _ in range(n)]
         batch = self.prepare_batch(audios, instructions, padding_side="left")
         batch["input_features"] = batch["input_features"].to(self._encoder_dtype())
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
-                                  "pad_token_id": self.tokenizer.pad_token_id,
-                                  "eos_token_id": self.tokenizer.eos_token_id}
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p)
+        config = self.decoding(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                               temperature=temperature, top_p=top_p, top_k=top_k)
         was_training = self.model.training
         self.model.eval()
         try:
             with self._autocast():
-                out = self.model.generate(**batch, **kwargs)
+                out = self.model.generate(**batch, generation_config=config)
         finally:
             self.model.train(was_training)
         new_tokens = out[:, batch["input_ids"].shape[1]:]
@@ -331,7 +364,8 @@ class AudioLLM(torch.nn.Module):
                                                                 skip_special_tokens=True)]
         if not return_finished:
             return texts
-        finished = (new_tokens == self.tokenizer.eos_token_id).any(dim=1).tolist()
+        stops = torch.tensor(self.stop_ids, device=new_tokens.device)
+        finished = torch.isin(new_tokens, stops).any(dim=1).tolist()
         return texts, finished
 
     # ----------------------------------------------------------------- saving
@@ -362,32 +396,22 @@ class AudioLLM(torch.nn.Module):
                 params[name].copy_(value.to(params[name].device, params[name].dtype))
 
     def save_pretrained(self, folder: str | Path, merge: bool = True) -> Path:
-        """Save in Hugging Face format (LoRA merged, or as an adapter) with the processor."""
+        """Save in Hugging Face format with the processor, in the model's own precision.
+
+        - ``full`` / ``frozen``: the weights cast to the compute dtype (trainable weights are
+          kept in fp32 only for the optimiser), so a bf16 checkpoint stays bf16.
+        - ``lora`` with ``merge``: each adapted weight is merged (base + the adapter's delta)
+          one tensor at a time into a CPU state dict: no second copy of the model on its device.
+        - ``lora`` without ``merge``: the adapter, plus the other trained weights
+          (``extra_trainable.safetensors``); its ``base_model_name_or_path`` is the folder or
+          hub id this policy was loaded from, so an adapter trained on a merged SFT adapter
+          reloads onto the SFT model, not onto the raw base.
+        """
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.finetune == "lora" and merge:
-            import copy
-
-            merged = copy.deepcopy(self.model).merge_and_unload()
-            merged.save_pretrained(folder)
-        else:
-            self.model.save_pretrained(folder)
-            if self.finetune == "lora":
-                # peft's adapter holds only the lora_* weights: keep the other trained ones.
-                from safetensors.torch import save_file
-
-                extra = {self._base_name(n): p.detach().contiguous().cpu()
-                         for n, p in self.model.named_parameters()
-                         if p.requires_grad and "lora_" not in n}
-                if extra:
-                    save_file(extra, str(folder / EXTRA_TRAINABLE))
+        save_weights(self.model, self.core_model, folder, lora=self.finetune == "lora",
+                     merge=merge, dtype=self.compute_dtype)
         self.processor.save_pretrained(folder)
         return folder
-
-    @staticmethod
-    def _base_name(name: str) -> str:
-        """A peft parameter name as it is in the base model (``base_model.model.`` removed)."""
-        return name.removeprefix("base_model.model.")
 
 
 def lora_target_modules(model: torch.nn.Module, pattern: str = DEFAULT_LORA_TARGET) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from speechbrain_alld.describe.prompts import DEFAULT_SYSTEM_PROMPT
-from speechbrain_alld.hub import hub_offline, resolve_dtype, text_chat_prompt
+from speechbrain_alld.hub import end_of_turn_token, hub_offline, resolve_dtype, text_chat_prompt
 from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs
 
 #: Tokens the audio LLM adds to the text tokenizer; ignored when comparing vocabularies.
@@ -55,10 +55,12 @@ def check_same_tokenizer(
             raise TokenizerMismatchError(
                 f"the expert's tokenizer splits {probe!r} differently from the audio LLM's "
                 f"({b} vs {a}); token-level ALLD needs identical tokenization")
-    if policy_tokenizer.eos_token != expert_tokenizer.eos_token:
+    # The EOS *names* may differ (a base tokenizer says <|endoftext|>, an Instruct one
+    # <|im_end|>): what must agree is the token both end a response with.
+    if end_of_turn_token(policy_tokenizer) != end_of_turn_token(expert_tokenizer):
         raise TokenizerMismatchError(
-            f"end-of-turn tokens differ: {policy_tokenizer.eos_token!r} (audio LLM) vs "
-            f"{expert_tokenizer.eos_token!r} (expert)")
+            f"end-of-turn tokens differ: {end_of_turn_token(policy_tokenizer)!r} (audio LLM) vs "
+            f"{end_of_turn_token(expert_tokenizer)!r} (expert)")
 
 
 class ExpertReference(torch.nn.Module):
@@ -121,7 +123,7 @@ class ExpertReference(torch.nn.Module):
         for prompt, response in zip(prompts, responses):
             chat = text_chat_prompt(self.tokenizer, prompt, self.system_prompt)
             p = self.tokenizer(chat, add_special_tokens=False)["input_ids"]
-            r = self.tokenizer(response + self.tokenizer.eos_token,
+            r = self.tokenizer(response + end_of_turn_token(self.tokenizer),
                                add_special_tokens=False)["input_ids"]
             rows.append(p + r)
             label_rows.append([IGNORE_INDEX] * len(p) + r)

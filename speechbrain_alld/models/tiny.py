@@ -40,6 +40,31 @@ CHATML_TEMPLATE = (
 )
 
 
+#: Qwen2-Audio-7B-Instruct's chat template as its hub files ship it (not transformers' newer,
+#: more lenient default): an audio part is recognised only by an ``audio`` or ``audio_url`` key,
+#: and text parts are written exactly as given.
+HUB_AUDIO_CHAT_TEMPLATE = (
+    "{% set audio_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if 'audio' in content or 'audio_url' in content %}"
+    "{% set audio_count.value = audio_count.value + 1 %}"
+    "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+#: The sampling defaults Qwen2-Audio-7B-Instruct's ``generation_config.json`` carries, which
+#: ``generate()`` applies to whatever its caller leaves unset.
+INSTRUCT_GENERATION_DEFAULTS = {"do_sample": True, "top_k": 20, "top_p": 0.5,
+                                "temperature": 0.7, "repetition_penalty": 1.1}
+
+
 def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 512):
     """A byte-level BPE tokenizer trained on ``texts`` (takes well under a second)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -132,8 +157,14 @@ def build_tiny_qwen2_audio(
     num_heads: int = 4,
     num_mel_bins: int = 128,
     seed: int = 0,
+    like_instruct: bool = True,
 ):
     """A randomly initialised ``Qwen2AudioForConditionalGeneration`` and its processor.
+
+    With ``like_instruct`` (the default) it is configured like Qwen2-Audio-7B-Instruct where
+    the real path can break: the hub chat template (:data:`HUB_AUDIO_CHAT_TEMPLATE`), the
+    sampling defaults of its generation config (:data:`INSTRUCT_GENERATION_DEFAULTS`) and its
+    EOS list (``<|endoftext|>`` and ``<|im_end|>``).
 
     The Whisper feature extractor's window equals the encoder's: ``max_source_positions`` is
     ``window_seconds * 50`` (the mel length the encoder insists on is twice that, at 100 frames
@@ -147,7 +178,9 @@ def build_tiny_qwen2_audio(
     )
 
     feature_extractor = tiny_feature_extractor(window_seconds, num_mel_bins)
-    processor = Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    processor = Qwen2AudioProcessor(
+        feature_extractor=feature_extractor, tokenizer=tokenizer,
+        chat_template=HUB_AUDIO_CHAT_TEMPLATE if like_instruct else None)
     config = Qwen2AudioConfig(
         audio_config=tiny_audio_encoder_config(window_seconds, audio_dim, audio_layers,
                                                num_heads, num_mel_bins),
@@ -161,7 +194,15 @@ def build_tiny_qwen2_audio(
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
     torch.manual_seed(seed)
-    return Qwen2AudioForConditionalGeneration(config), processor
+    model = Qwen2AudioForConditionalGeneration(config)
+    if like_instruct:
+        from transformers import GenerationConfig
+
+        ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")]
+        model.generation_config = GenerationConfig(
+            **INSTRUCT_GENERATION_DEFAULTS, eos_token_id=ids,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    return model, processor
 
 
 def train_text_expert(

@@ -64,10 +64,12 @@ def _accept_number(text: str, match: re.Match[str], group: int = 1) -> float | N
 
 # --- MOS ---------------------------------------------------------------------------------------
 
+# Word stems of the dimensions.
+_DIMENSION_STEMS = (r"nois|hiss|colou?r|distort|timbre|continu|discontinu|dropout|break|gap|"
+                    r"interrupt|chopp|loud|volume|level")
 # Word stems that end the search for a MOS number: another quantity is being talked about.
 _MOS_BLOCKED = (
-    r"nois|hiss|colou?r|distort|timbre|continu|discontinu|dropout|break|gap|interrupt|chopp|"
-    r"loud|volume|level|(?:than|above|below|over|under|least|most|between|from|not|no|vs|versus"
+    _DIMENSION_STEMS + r"|(?:than|above|below|over|under|least|most|between|from|not|no|vs|versus"
     r"|scale|range|std|standard|deviation|variance|confidence|previous|other)\b"
 )
 # Up to six filler words between "MOS" and its number ("the MOS comes out at 3.2").
@@ -88,7 +90,38 @@ _MOS_PATTERNS = [
     re.compile(r"\boverall\b" + _OVERALL_GAP + _NUM, re.IGNORECASE),
     # "rated 3.5 out of 5 overall", "3.5/5 overall"
     re.compile(_NUM + r"\s*(?:/|out\s+of)\s*5(?:\.0)?\s+overall\b", re.IGNORECASE),
+    # "it scores 3.1 on the MOS scale"
+    re.compile(_NUM + r"(?=\s*(?:/\s*5|out\s+of\s+5)?\s+on\s+(?:the|a)\s+(?:MOS|mean\s+opinion"
+               r"\s+score)\s+scale\b)", re.IGNORECASE),
 ]
+_CLIP = (r"(?:speech|clip|sample|recording|audio|utterance|file|one|synthesi[sz]ed\s+speech|"
+         r"whole\s+thing)")
+_SCORE_FILLER = (r"(?:a|an|as|at|of|with|about|around|approximately|roughly|overall|final|score|"
+                 r"rating|grade|solid|mere|just)")
+# Scores for the whole clip stated without "MOS" or "overall" (checked by ``_names_dimension``):
+_CLIP_SCORE_PATTERNS = [
+    # "I would give it a score of 3.2 out of 5", "I'd rate it 3.5/5", "give this recording a 2.9"
+    re.compile(r"\b(?:rate[sd]?|rating|give[sn]?|giving|gave|assign(?:s|ed|ing)?|award(?:s|ed|ing)?"
+               r"|score[sd]?|scoring)\s+(?:it|this|that|the)(?:\s+" + _CLIP + r")?"
+               r"(?:[\s,:]+" + _SCORE_FILLER + r"\b)*[\s,:~≈]*" + _NUM, re.IGNORECASE),
+    # "Final score: 3.2/5", "Rating: 3.7 out of 5", "My score is 3"
+    re.compile(r"(?:(?:^|(?<=[.!?\n]))\s*|\b(?:final|overall|total|predicted|estimated|my|quality)"
+               r"\s+)(?:score|rating|grade)\s*(?::|=|\bis\b)\s*(?:about\s+|around\s+)?" + _NUM,
+               re.IGNORECASE),
+    # "a score of 3.2 out of 5" (only with the "/5": on its own "a score of 3" is too vague)
+    re.compile(r"\b(?:score|rating|grade)\s+(?:of\s+|about\s+|around\s+|approximately\s+|"
+               r"roughly\s+)*" + _NUM + r"(?=\s*(?:/|out\s+of)\s*5(?:[.,]0+)?(?![\d]|[.,]\d))",
+               re.IGNORECASE),
+]
+# A clause naming a dimension: its score is that dimension's, not the MOS.
+_CLAUSE_START = re.compile(r"[.;,:!?\n(]")
+_DIMENSION_STEM = re.compile(r"\b(?:" + _DIMENSION_STEMS + r")", re.IGNORECASE)
+
+
+def _names_dimension(text: str, start: int) -> bool:
+    """Whether the clause ending at ``start`` names a dimension ("noisiness gets a score of")."""
+    begin = max([m.end() for m in _CLAUSE_START.finditer(text, 0, start)], default=0)
+    return _DIMENSION_STEM.search(text, begin, start) is not None
 
 
 def parse_mos(text: str) -> float | None:
@@ -96,10 +129,13 @@ def parse_mos(text: str) -> float | None:
 
     Accepts "MOS: 3.4", "MOS of 3.4", "MOS score is about 3", "MOS=4", "MOS: 3,4" (decimal
     comma), "a MOS around 4", "overall quality 2.5/5", "the mean opinion score I would assign is
-    3.2", "so the MOS comes out at 3.2", "rated 3.5 out of 5 overall" and the like. Numbers stated
-    for a dimension ("noisiness 3.2") are never read as the MOS. A number outside 1..5, on another
-    scale ("8/10") or a range ("3-4") is not a MOS: when the last statement is one of those, the
-    result is ``None``.
+    3.2", "so the MOS comes out at 3.2", "rated 3.5 out of 5 overall", the expert corpus' "I would
+    rate its overall MOS score as 3.4" and the like; and, without "MOS", a score for the whole
+    clip: "I would give it a score of 3.2 out of 5", "I'd rate it 3.5/5", "Final score: 3.2/5",
+    "it scores 3.1 on the MOS scale" (a bare "a score of 3" needs the "/5"). Numbers stated for a
+    dimension ("noisiness 3.2", "the noisiness gets a score of 3.2/5") are never read as the MOS.
+    A number outside 1..5, on another scale ("8/10") or a range ("3-4") is not a MOS: when the
+    last statement is one of those, the result is ``None``.
 
     Arguments
     ---------
@@ -121,15 +157,24 @@ def parse_mos(text: str) -> float | None:
     True
     >>> parse_mos("I would give it 8/10.") is None
     True
+    >>> parse_mos("Given these factors, I would rate its overall MOS score as 3.4.")
+    3.4
+    >>> parse_mos("I would give it a score of 3.2 out of 5.")
+    3.2
+    >>> parse_mos("The noisiness gets a score of 3.2 out of 5.") is None
+    True
     """
     text = _blank_scale_mentions(text)
     best: tuple[int, float | None] | None = None
-    for pattern in _MOS_PATTERNS:
-        for match in pattern.finditer(text):
-            position = match.start(1)
-            value = _accept_number(text, match)
-            if value is not _SKIP and (best is None or position > best[0]):
-                best = (position, value)  # type: ignore[assignment]
+    matches = [(m, False) for p in _MOS_PATTERNS for m in p.finditer(text)]
+    matches += [(m, True) for p in _CLIP_SCORE_PATTERNS for m in p.finditer(text)]
+    for match, without_mos_word in matches:
+        position = match.start(1)
+        if without_mos_word and _names_dimension(text, position):
+            continue  # "the noisiness gets a score of 3.2/5": a dimension's score
+        value = _accept_number(text, match)
+        if value is not _SKIP and (best is None or position > best[0]):
+            best = (position, value)  # type: ignore[assignment]
     return None if best is None else best[1]
 
 
