@@ -35,8 +35,8 @@ def run_device(run_opts: Any) -> str:
 
 
 def release_memory() -> None:
-    """Free a finished stage's model: SpeechBrain's checkpointer keeps a reference cycle to the
-    Brain, so its tensors go only at a garbage collection."""
+    """Free a finished stage's model: the Brain and its checkpointer form reference cycles, so
+    their tensors go only at a garbage collection; then return the cached CUDA blocks."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -84,14 +84,17 @@ def fit_policy(
     Returns
     -------
     ALLDBrain
-        The fitted Brain. The schedule spans ``ceil(train examples / processes / batch size /
-        grad_accumulation_factor)`` optimiser steps per epoch.
+        The fitted Brain; ``block["checkpointer"]`` holds only its declared recoverables again
+        (the policy, optimiser and Brain it took are removed). The schedule spans
+        ``ceil(train examples / processes / batch size / grad_accumulation_factor)`` optimiser
+        steps per epoch.
     """
     sr = policy.sampling_rate
     train = make_dataset(train_manifest, sr, extra_keys)
     valid = make_dataset(valid_manifest, sr)
     counter = block["epoch_counter"]
     checkpointer = block["checkpointer"]
+    declared = set(checkpointer.recoverables)
     checkpointer.add_recoverable("policy", policy)
     grad_accum = int(effective_run_option("grad_accumulation_factor", block, run_opts))
     batch_size = int(block["train_dataloader_opts"]["batch_size"])
@@ -104,6 +107,12 @@ def fit_policy(
               train_loader_kwargs=loader_options(block["train_dataloader_opts"]),
               valid_loader_kwargs=loader_options(block["valid_dataloader_opts"]))
     checkpointer.recover_if_possible(min_key="loss")
+    # The YAML's checkpointer outlives the stage: hand back what the stage added to it (the
+    # policy, the optimiser, the Brain), or the model stays in memory for the rest of the run.
+    for name in set(checkpointer.recoverables) - declared:
+        for table in (checkpointer.recoverables, checkpointer.optional_recoverables,
+                      checkpointer.custom_load_hooks, checkpointer.custom_save_hooks):
+            table.pop(name, None)
     return brain
 
 
