@@ -7,7 +7,8 @@ does not state the value, instead of guessing: the callers count such texts as u
 - :func:`parse_mos`: the number stated as the overall MOS ("MOS of 3.4", "MOS score is about 3",
   "overall quality 2.5/5", "the mean opinion score I would assign is 3.2", "MOS: 3,4",
   "rated 3.5 out of 5 overall", "a score of 3.2 out of 5"). The last statement wins (the text
-  ends with it); a number outside 1..5, a range ("MOS between 3 and 4") or a score on another scale ("7/10") is not a MOS.
+  ends with it); a number outside 1..5, a range ("MOS between 3 and 4") or a score on another
+  scale ("7/10") is not a MOS.
 - :func:`parse_dimensions`: noisiness (``noi``), coloration (``col``), discontinuity (``dis``) and
   loudness (``loud``), from a stated number ("noisiness: 3.2/5") or, failing that, from level
   words ("very noisy", "free of background noise", "slightly low level"). Level words map to the
