@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Training-step cost: SFT vs ALLD (precomputed reference) vs ALLD (reference live).
 
+ALLD steps encode each clip once for its chosen and rejected responses, as ``ALLDBrain`` does;
+``alld_precomputed_audio_twice`` is the same step encoding every clip twice (the saving).
+
 Measured in one run, so the ratios hold even when this VM's speed drifts:
 
     python benchmarks/train_step.py --config tiny              # CPU, tiny Qwen2-Audio
@@ -156,10 +159,12 @@ def main() -> None:
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
 
-    def alld_step(live: bool):
+    def alld_step(live: bool, shared_audio: bool = True):
         rc, rr = (reference.logprobs(prompts, chosen)[0], reference.logprobs(prompts, rejected)[0]
                   ) if live else (ref_c, ref_r)
         batch = policy.prepare_batch(audios + audios, instr + instr, chosen + rejected)
+        if shared_audio:  # what ALLDBrain does: each clip encoded once for both responses
+            batch["audio_repeats"] = 2
         logp, _ = policy.sequence_logprobs(batch)
         out = alld_loss(logp[: args.batch], logp[args.batch:], rc, rr, beta=0.4)
         out.loss.backward()
@@ -169,6 +174,7 @@ def main() -> None:
 
     results = {}
     for name, fn in [("sft", sft_step), ("alld_precomputed", lambda: alld_step(False)),
+                     ("alld_precomputed_audio_twice", lambda: alld_step(False, False)),
                      ("alld_live_reference", lambda: alld_step(True))]:
         if name == "alld_live_reference":
             reference.model.to(args.device)

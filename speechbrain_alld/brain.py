@@ -148,6 +148,7 @@ class ALLDBrain(_ScheduledBrain):
             inputs = policy.prepare_batch(batch.audio + batch.audio,
                                           batch.instruction + batch.instruction,
                                           list(batch.chosen) + list(batch.rejected))
+            inputs["audio_repeats"] = 2  # chosen and rejected share each clip: encode it once
         else:
             inputs = policy.prepare_batch(batch.audio, batch.instruction, batch.response)
         return self.modules.policy(inputs), inputs

@@ -76,3 +76,21 @@ def test_nisqa_recipe_refuses_missing_descriptions(tmp_path):
     proc = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "describe.py" in proc.stderr
+
+
+def test_nisqa_recipe_refuses_to_describe_under_torchrun(tmp_path):
+    """Describing on rank 0 while the other ranks wait would outlast the process-group timeout
+    with a 70B describer: the recipe stops at once with what to do instead."""
+    root = build_corpus(tmp_path / "NISQA_Corpus", {
+        s: [make_row(s, i) for i in range(3)]
+        for s in ("NISQA_TRAIN_SIM", "NISQA_VAL_LIVE", "NISQA_VAL_SIM")})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port=29547", str(REPO / "recipes/NISQA/ALLD/train.py"),
+           str(REPO / "recipes/NISQA/ALLD/hparams/alld.yaml"), f"--data_folder={root}",
+           f"--output_folder={tmp_path / 'exp'}", "--run_describe=True",
+           "--distributed_backend=gloo"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "run_describe: True is for a single process" in proc.stderr
+    assert "recipes/NISQA/describe.py" in proc.stderr

@@ -225,3 +225,30 @@ def test_full_fine_tuning_of_a_bf16_model_saves_bf16(tmp_path):
     reloaded = AudioLLM.from_pretrained(tmp_path / "full", finetune="frozen",
                                         train_projector=False)
     assert {p.dtype for p in reloaded.parameters()} == {torch.bfloat16}
+
+
+# ------------------------------------------------------------------ 9. one encoding per clip
+def test_alld_pairs_encode_each_clip_once_with_the_same_logits_and_gradients():
+    tokenizer = _tokenizer()
+    model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=1.0, audio_dim=32,
+                                              audio_layers=1, text_dim=32, text_layers=1)
+    policy = AudioLLM(model, processor, finetune="full", train_encoder=True).eval()
+    clips = [[_clip(0)], [_clip(1)]]
+    batch = policy.prepare_batch(clips + clips, [MOS_INSTRUCTION] * 4,
+                                 ["MOS: 3.5", "MOS: 2.0", "Noisy. MOS: 1.5", "Clean. MOS: 4.5"])
+    seen = []
+    hook = policy.core_model.model.audio_tower.conv1.register_forward_hook(
+        lambda module, args, output: seen.append(args[0].shape[0]))  # the encoder's first layer
+    results = []
+    for shared in (False, True):
+        policy.zero_grad()
+        inputs = {**batch, "audio_repeats": 2} if shared else batch
+        logits = policy(inputs)
+        logits.float().logsumexp(-1).mean().backward()
+        grad = policy.core_model.model.audio_tower.conv1.weight.grad.clone()
+        results.append((logits.detach(), grad))
+    hook.remove()
+    assert seen == [4, 2]  # the encoder saw 4 clips, then each of the 2 clips once
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-5)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-5)
+    assert "forward" not in vars(policy.core_model.model.audio_tower)  # patch undone

@@ -12,6 +12,7 @@ Feature extraction always runs outside autocast (bf16 autocast breaks the Whispe
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -281,19 +282,48 @@ class AudioLLM(torch.nn.Module):
     # ----------------------------------------------------------------- scoring
     def _autocast(self) -> Any:
         """Autocast to the model's half precision when it has one (fp32 master weights)."""
-        import contextlib
-
         if self.compute_dtype is None or torch.is_autocast_enabled(self.device.type):
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.compute_dtype)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits ``[B, T, V]`` for a batch from :meth:`prepare_batch`."""
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Logits ``[B, T, V]`` for a batch from :meth:`prepare_batch`.
+
+        ``batch["audio_repeats"] = k`` says the batch is k copies of one set of clips (ALLD's
+        chosen and rejected responses share their clip): the audio encoder then runs on the
+        first copy only and its output is reused for the others.
+        """
+        repeats = int(batch.get("audio_repeats", 1))
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "audio_repeats")}
         features = inputs["input_features"]
         inputs["input_features"] = features.to(self._encoder_dtype())
-        with self._autocast():
+        with self._autocast(), self._shared_audio(repeats):
             return self.model(**inputs, use_cache=False).logits
+
+    @contextlib.contextmanager
+    def _shared_audio(self, repeats: int) -> Any:
+        """While active, the audio tower encodes the first ``1 / repeats`` of its batch and
+        repeats the result (transformers' own merge of audio and text then runs unchanged)."""
+        if repeats == 1:
+            yield
+            return
+        tower = self.core_model.model.audio_tower
+        encode = tower.forward
+
+        def encode_once(input_features: torch.Tensor, attention_mask: Any = None, **kwargs: Any):
+            n = input_features.shape[0]
+            if n % repeats:
+                raise ValueError(f"audio_repeats={repeats} does not divide {n} clips")
+            mask = attention_mask[: n // repeats] if attention_mask is not None else None
+            out = encode(input_features[: n // repeats], attention_mask=mask, **kwargs)
+            out.last_hidden_state = out.last_hidden_state.repeat(repeats, 1, 1)
+            return out
+
+        tower.forward = encode_once
+        try:
+            yield
+        finally:
+            del tower.forward  # back to the class's method
 
     def _encoder_dtype(self) -> torch.dtype:
         return next(self.core_model.model.audio_tower.parameters()).dtype

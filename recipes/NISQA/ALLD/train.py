@@ -31,7 +31,12 @@ from speechbrain_alld.chain import (  # noqa: E402
 )
 from speechbrain_alld.describe.generate import describe_manifests  # noqa: E402
 from speechbrain_alld.evaluation import export_trained_models  # noqa: E402
-from speechbrain_alld.resume import StageRunner, debug_overrides, yaml_blocks  # noqa: E402
+from speechbrain_alld.resume import (  # noqa: E402
+    StageRunner,
+    debug_overrides,
+    world_size,
+    yaml_blocks,
+)
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
@@ -46,6 +51,13 @@ if __name__ == "__main__":
                                                  hparams["manifest_folder"], splits],
                             kwargs={"skip_prep": hparams["skip_prep"]})
     if hparams["run_describe"]:  # the expert is built on the main process only
+        if world_size() > 1:
+            # Rank 0 would describe for hours while the others wait at a barrier: the process
+            # group's timeout kills the job long before a 70B describer is done.
+            sys.exit("run_describe: True is for a single process: under torchrun the other "
+                     "ranks would wait at a barrier past the process-group timeout. Run "
+                     "recipes/NISQA/describe.py first as its own job, then train with "
+                     "run_describe: False.")
         run_on_main(lambda: describe_manifests(manifests, hparams["expert_writer"](),
                                                hparams["descriptions_folder"],
                                                hparams["describe_config"]))
