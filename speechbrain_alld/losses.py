@@ -156,14 +156,15 @@ def alld_loss(
         In [0, 0.5); > 0 gives conservative DPO.
     length_normalize : bool
         Divide each log-prob by its response length (``chosen_lengths`` /
-        ``rejected_lengths``, required then).
+        ``rejected_lengths``, required then): TRL's ``loss_type="sigmoid_norm"``.
     chosen_lengths : torch.Tensor | None
         ``[B]`` token counts of the chosen responses.
     rejected_lengths : torch.Tensor | None
         ``[B]`` token counts of the rejected responses.
     alpha : float
         > 0 adds ``alpha * NLL_per_token(y_t)`` of the policy on the chosen response (needs
-        ``chosen_lengths``).
+        ``chosen_lengths``): TRL's ``loss_type=["sigmoid", "sft"]`` with
+        ``loss_weights=[1, alpha]`` (RPO-style).
 
     Returns
     -------
