@@ -30,6 +30,7 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_alld.brain import ALLDBrain
 from speechbrain_alld.dataset import make_dataset, prepare_examples
 from speechbrain_alld.durable import file_fingerprint, write_json_atomic
+from speechbrain_alld.hub import hub_offline
 from speechbrain_alld.models.expert_reference import check_same_tokenizer
 from speechbrain_alld.models.tiny import init_tiny_models
 from speechbrain_alld.preference import alld_examples, sample_rejected, score_reference
@@ -277,8 +278,9 @@ def reference_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
         from transformers import AutoTokenizer
 
         reference = block["expert"](block["source"], device=run_device(runner.run_opts))
-        check_same_tokenizer(AutoTokenizer.from_pretrained(sample["model"]),
-                             reference.tokenizer)
+        policy_tokenizer = AutoTokenizer.from_pretrained(sample["model"],
+                                                         local_files_only=hub_offline())
+        check_same_tokenizer(policy_tokenizer, reference.tokenizer)
         store = folder / "reference.jsonl"
         runner.claim(store, fp)
         scores = score_reference(reference, examples, store, batch_size=block["batch_size"],
