@@ -34,6 +34,7 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_alld.durable import write_json_atomic, write_text_atomic
 from speechbrain_alld.losses import regression_loss, sequence_logprobs, sft_loss
 
 logger = get_logger(__name__)
@@ -120,12 +121,10 @@ class _ScheduledBrain(sb.Brain):
         self.test_stats = stats
         out_dir = Path(getattr(self.hparams, "test_output_folder", self.hparams.output_folder))
         if sb.utils.distributed.if_main_process():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with open(out_dir / f"test_{tag}_items.jsonl", "w", encoding="utf-8") as f:
-                for item in items():
-                    f.write(json.dumps(item, ensure_ascii=False) + "\n")
-            summary = {**stats, **(summary_extra or {})}
-            (out_dir / f"test_{tag}_summary.json").write_text(json.dumps(summary, indent=2))
+            write_text_atomic(out_dir / f"test_{tag}_items.jsonl", "".join(
+                json.dumps(item, ensure_ascii=False) + "\n" for item in items()))
+            write_json_atomic(out_dir / f"test_{tag}_summary.json",
+                              {**stats, **(summary_extra or {})})
 
 
 class ALLDBrain(_ScheduledBrain):

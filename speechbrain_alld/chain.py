@@ -87,8 +87,7 @@ def examples_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) -> 
     folder = Path(block["folder"])
     splits = [block["train_split"], block["valid_split"], block["test_split"]]
     described = _description_files(block["descriptions_folder"], splits)
-    fp = runner.fingerprint(name, block, inputs=[file_fingerprint(*described)])
-    done = runner.finished(name, folder, fp)
+    fp, done = runner.lookup(name, block, folder, inputs=[file_fingerprint(*described)])
     if done is not None:
         return done
     kwargs = {k: v for k, v in block.items() if k not in ("folder", "descriptions_folder")}
@@ -118,8 +117,7 @@ def tiny_models_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) 
     """
     folder = Path(block["folder"])
     inputs = _description_files(block["descriptions_folder"], [block["train_split"]])
-    fp = runner.fingerprint(name, block, inputs=[file_fingerprint(*inputs)])
-    done = runner.finished(name, folder, fp)
+    fp, done = runner.lookup(name, block, folder, inputs=[file_fingerprint(*inputs)])
     if done is not None:
         return done
     kwargs = {k: v for k, v in block.items()
@@ -159,9 +157,9 @@ def sft_stage(runner: StageRunner, name: str, block: Mapping[str, Any], data: St
     if block.get("use_model"):
         source = str(block["use_model"])
         return StageResult(name, folder, source_fingerprint(source), {"model": source})
-    fp = runner.fingerprint(name, block, inputs=[data, source_fingerprint(block["source"])],
-                            run_options=TRAINING_RUN_OPTIONS)
-    done = runner.finished(name, folder, fp)
+    fp, done = runner.lookup(name, block, folder,
+                             inputs=[data, source_fingerprint(block["source"])],
+                             run_options=TRAINING_RUN_OPTIONS)
     if done is not None:
         return done
     policy = block["policy"](block["source"])
@@ -199,8 +197,8 @@ def sample_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: 
         ``rejected``, ``items`` and ``model`` (paths), ``n_samples`` and ``n_finished``.
     """
     folder = Path(block["folder"])
-    fp = runner.fingerprint(name, block, inputs=[sft, data], run_options=("world_size",))
-    done = runner.finished(name, folder, fp)
+    fp, done = runner.lookup(name, block, folder, inputs=[sft, data],
+                             run_options=("world_size",))
     if done is not None:
         return done
     items = json.loads(Path(data["alld_items"]).read_text(encoding="utf-8"))
@@ -260,8 +258,8 @@ def reference_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
         ``train`` (the ALLD example manifest), ``live`` and ``n_examples``.
     """
     folder = Path(block["folder"])
-    fp = runner.fingerprint(name, block, inputs=[sample, source_fingerprint(block["source"])])
-    done = runner.finished(name, folder, fp)
+    fp, done = runner.lookup(name, block, folder,
+                             inputs=[sample, source_fingerprint(block["source"])])
     if done is not None:
         return done
     items = json.loads(Path(sample["items"]).read_text(encoding="utf-8"))
@@ -327,9 +325,8 @@ def alld_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: St
         ``model`` (the ALLD model folder) and ``last_train_stats``.
     """
     folder = Path(block["folder"])
-    fp = runner.fingerprint(name, block, inputs=[sft, preference, data],
-                            run_options=TRAINING_RUN_OPTIONS)
-    done = runner.finished(name, folder, fp)
+    fp, done = runner.lookup(name, block, folder, inputs=[sft, preference, data],
+                             run_options=TRAINING_RUN_OPTIONS)
     if done is not None:
         return done
     policy = block["policy"](sft["model"])
@@ -384,10 +381,9 @@ def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
         if model_name not in models:
             raise KeyError(f"test: no model {model_name!r} (have: {', '.join(models)})")
         sub = folder / model_name
-        fp = runner.fingerprint(name, block, inputs=[data, models[model_name], model_name],
-                                run_options=("eval_precision",))
+        fp, done = runner.lookup(name, block, sub, inputs=[data, models[model_name], model_name],
+                                 run_options=("eval_precision",), label=f"{name}/{model_name}")
         fps.append(fp)
-        done = runner.finished(f"{name}/{model_name}", sub, fp)
         if done is None:
             run_on_main(sub.mkdir, kwargs={"parents": True, "exist_ok": True})
             policy = block["policy"](models[model_name]["model"])

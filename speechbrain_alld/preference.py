@@ -28,15 +28,9 @@ from speechbrain_alld.durable import fingerprint, stable_seed
 from speechbrain_alld.jsonl_store import JsonlStore
 from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.models.expert_reference import ExpertReference
+from speechbrain_alld.resume import rank_world
 
 logger = get_logger(__name__)
-
-
-def rank_world() -> tuple[int, int]:
-    """(rank, number of processes); (0, 1) without ``torch.distributed``."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def shard_path(path: Path, rank: int, world: int) -> Path:

@@ -31,7 +31,7 @@ from typing import Any
 import ruamel.yaml
 import torch
 from hyperpyyaml import resolve_references
-from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.distributed import ddp_barrier, if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
@@ -95,11 +95,16 @@ def yaml_blocks(hparams_file: str | Path, overrides: str | Mapping[str, Any] | N
     return {str(k): _plain(v) for k, v in (tree or {}).items()}
 
 
+def rank_world() -> tuple[int, int]:
+    """(rank, number of processes); (0, 1) without ``torch.distributed``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def world_size() -> int:
     """Processes in the job (1 without ``torch.distributed``)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
+    return rank_world()[1]
 
 
 def effective_run_option(name: str, block: Mapping[str, Any], run_opts: Any) -> Any:
@@ -170,7 +175,6 @@ class StageResult:
     folder: Path
     fingerprint: str
     info: dict[str, Any] = field(default_factory=dict)
-    ran: bool = False
 
     def __getitem__(self, key: str) -> Any:
         return self.info[key]
@@ -196,7 +200,6 @@ class StageRunner:
         self.run_opts = run_opts if run_opts is not None else {}
         self.progress = not self.option("noprogressbar", False)
         self.debug = bool(self.option("debug", False))
-        self.ran: list[str] = []
 
     def option(self, name: str, default: Any = None) -> Any:
         """A run option as given (``run_opts`` may be a dict or SpeechBrain's RunOptions)."""
@@ -221,6 +224,15 @@ class StageRunner:
                        for i in inputs],
         })
 
+    def lookup(self, name: str, block: Mapping[str, Any], folder: str | Path, *,
+               inputs: Sequence[StageResult | str] = (), run_options: Sequence[str] = (),
+               label: str | None = None) -> tuple[str, StageResult | None]:
+        """:meth:`fingerprint` and :meth:`finished` in one: the stage's fingerprint, and its
+        record when it already finished with it (``label`` names it in messages; default
+        ``name``)."""
+        fp = self.fingerprint(name, block, inputs=inputs, run_options=run_options)
+        return fp, self.finished(label or name, folder, fp)
+
     def finished(self, name: str, folder: str | Path, fp: str) -> StageResult | None:
         """The stage's record when it finished with fingerprint ``fp``; ``None`` when it has
         not finished; :class:`StageMismatchError` when it finished with other settings."""
@@ -244,8 +256,7 @@ class StageRunner:
         record = {"fingerprint": fp, **dict(info)}
         if if_main_process():
             write_json_atomic(folder / DONE, record)
-        self.ran.append(name)
-        return StageResult(name, folder, fp, record, ran=True)
+        return StageResult(name, folder, fp, record)
 
     def claim(self, path: str | Path, fp: str) -> None:
         """Tie a resumable store (e.g. a JSON-lines file) to the settings that fill it: a store
@@ -258,8 +269,6 @@ class StageRunner:
                     "delete it to start again")
         elif if_main_process():
             write_json_atomic(meta, {"fingerprint": fp})
-        from speechbrain.utils.distributed import ddp_barrier
-
         ddp_barrier()
 
 

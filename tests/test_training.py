@@ -15,6 +15,7 @@ from speechbrain_alld.dataset import load_descriptions, sft_examples, write_exam
 from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.models.expert_reference import ExpertReference
 from speechbrain_alld.parsing import parse_mos
+from speechbrain_alld.table import merge_overrides
 from speechbrain_alld.training import fit_policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,17 +30,9 @@ TINY = {"train_size": 16, "valid_size": 6, "test_size": 6, "num_workers": 1,
         "eval_batch_size": 8, "max_new_tokens": 20}
 
 
-def _merge(base, extra):
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
-    return out
-
-
 def recipe_args(overrides, flags=("--noprogressbar",)):
     """``--key=value`` arguments (nested settings as YAML flow mappings) over TINY."""
-    merged = _merge(TINY, overrides)
+    merged = merge_overrides(TINY, overrides)
     return [f"--{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in merged.items()
             ] + list(flags)
 

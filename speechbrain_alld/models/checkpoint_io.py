@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from speechbrain_alld.durable import write_text_atomic
+
 EXTRA_TRAINABLE = "extra_trainable.safetensors"  # non-LoRA weights trained beside an adapter
 
 
@@ -104,4 +106,4 @@ def save_weights(model: Any, core: Any, folder: Path, *, lora: bool, merge: bool
         config_path = folder / "config.json"
         config = json.loads(config_path.read_text(encoding="utf-8"))
         config["dtype"] = str(dtype).removeprefix("torch.")
-        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(config_path, json.dumps(config, indent=2) + "\n")

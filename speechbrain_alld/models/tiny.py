@@ -26,23 +26,10 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>",
 )
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'audio' %}Audio {{ loop.index }}: "
-    "<|audio_bos|><|AUDIO|><|audio_eos|>\n{% elif part['type'] == 'text' %}{{ part['text'] }}"
-    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
 #: Qwen2-Audio-7B-Instruct's chat template as its hub files ship it (not transformers' newer,
 #: more lenient default): an audio part is recognised only by an ``audio`` or ``audio_url`` key,
-#: and text parts are written exactly as given.
+#: and text parts are written exactly as given. Text-only chats render as plain ChatML, so the
+#: tiny tokenizer (and the tiny expert) use it too.
 HUB_AUDIO_CHAT_TEMPLATE = (
     "{% set audio_count = namespace(value=0) %}"
     "{% for message in messages %}"
@@ -87,7 +74,7 @@ def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 512):
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        chat_template=CHATML_TEMPLATE,
+        chat_template=HUB_AUDIO_CHAT_TEMPLATE,
         model_max_length=32768,
     )
 
@@ -290,5 +277,5 @@ def init_tiny_models(
     reference.model.save_pretrained(paths["expert"])
     tokenizer.save_pretrained(paths["expert"])
     logger.info("Tiny expert LM trained: loss %.3f -> %.3f", losses[0], losses[-1])
-    return {**{k: str(v) for k, v in paths.items()}, "expert_loss_first": losses[0],
+    return {**paths, "expert_loss_first": losses[0],
             "expert_loss_last": losses[-1], "vocab_size": len(tokenizer)}
