@@ -36,8 +36,28 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.durable import write_json_atomic, write_text_atomic
 from speechbrain_alld.losses import regression_loss, sequence_logprobs, sft_loss
+from speechbrain_alld.resume import world_size
+from speechbrain_alld.sharding import (
+    FSDPConfig,
+    distributed_mode,
+    shard_policy,
+    sharded_optimizer_hooks,
+)
 
 logger = get_logger(__name__)
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every process's ``obj`` (picklable), in rank order; ``[obj]`` without a process group."""
+    if not _distributed():
+        return [obj]
+    out: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(out, obj)
+    return out
 
 
 def reduce_means(sums: dict[str, float]) -> dict[str, float]:
@@ -89,8 +109,12 @@ class _ScheduledBrain(sb.Brain):
         total = int(getattr(self.hparams, "total_steps", 0) or 0)
         self.lr_scheduler = self.hparams.lr_scheduler(self.optimizer, total_steps=total)
         if self.checkpointer is not None:
-            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+            self.checkpointer.add_recoverable("optimizer", self.optimizer,
+                                              **self._optimizer_hooks())
             self.checkpointer.add_recoverable("lr_scheduler", self.lr_scheduler)
+
+    def _optimizer_hooks(self) -> dict[str, Any]:
+        return {}
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step) -> None:
         if should_step:
@@ -107,6 +131,7 @@ class _ScheduledBrain(sb.Brain):
             return
         meta = dict(meta or {})
         if stage == sb.Stage.VALID:
+            self.valid_stats = stats
             self.hparams.train_logger.log_stats(
                 stats_meta={**meta, "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]},
                 train_stats=getattr(self, "train_stats", None), valid_stats=stats)
@@ -128,7 +153,45 @@ class _ScheduledBrain(sb.Brain):
 
 
 class ALLDBrain(_ScheduledBrain):
-    """Trains :class:`~speechbrain_alld.models.audio_llm.AudioLLM` with SFT or ALLD."""
+    """Trains :class:`~speechbrain_alld.models.audio_llm.AudioLLM` with SFT or ALLD.
+
+    ``hparams.distributed``: ``"ddp"`` (default: SpeechBrain's DDP, a full copy of the policy
+    per process) or ``"fsdp"`` (the policy sharded with FSDP2 over the processes, see
+    :mod:`speechbrain_alld.sharding`; ``hparams.fsdp`` holds :class:`~speechbrain_alld.
+    sharding.FSDPConfig` options). Under FSDP the policy is not moved to the device whole:
+    each process moves its own shards, and checkpoints hold the sharded weights and optimiser
+    state. Validation and test split their items over the processes and gather the texts and
+    per-example losses before scoring; their loss is the token-mean cross-entropy over every
+    item, whatever the batching or the number of processes.
+    """
+
+    def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None,
+                 checkpointer=None) -> None:
+        shard = distributed_mode(hparams or {}) == "fsdp"
+        super().__init__(modules=None if shard else modules, opt_class=opt_class,
+                         hparams=hparams, run_opts=run_opts, checkpointer=checkpointer)
+        if shard:
+            self.modules = torch.nn.ModuleDict(modules)
+
+    def _wrap_distributed(self) -> None:
+        if distributed_mode(self.hparams) != "fsdp":
+            super()._wrap_distributed()
+            return
+        shard_policy(self.modules.policy, FSDPConfig.from_mapping(
+            getattr(self.hparams, "fsdp", None)), self.device)
+
+    def _optimizer_hooks(self) -> dict[str, Any]:
+        return sharded_optimizer_hooks(self.policy) if self.policy.sharded else {}
+
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        if stage != sb.Stage.TRAIN:
+            self._eval_order = {key: k for k, key in enumerate(dataset.data_ids)}
+            if world_size() > 1 and loader_kwargs.get("sampler") is None:
+                # Every process gets as many items (the last ones repeat a few), so a sharded
+                # policy runs as many forwards on each; the repeats are dropped when gathering.
+                loader_kwargs = {**loader_kwargs, "sampler": torch.utils.data.DistributedSampler(
+                    dataset, shuffle=False, drop_last=False)}
+        return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
 
     @property
     def policy(self) -> Any:
@@ -171,8 +234,12 @@ class ALLDBrain(_ScheduledBrain):
             self._reward["n"] += n
             return out.loss
         loss = sft_loss(logits, inputs["labels"])
-        if stage != sb.Stage.TRAIN and self._generating:
-            self._generate_and_score(batch)
+        if stage != sb.Stage.TRAIN:
+            logp, lengths = sequence_logprobs(logits.detach().float(), inputs["labels"])
+            for key, lp, n in zip(batch.id, logp.tolist(), lengths.tolist()):
+                self._eval_nll[key] = (-lp, n)
+            if self._generating:
+                self._generate_and_score(batch)
         return loss
 
     def _reference_logprobs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,6 +270,7 @@ class ALLDBrain(_ScheduledBrain):
     # ------------------------------------------------------------------ stage hooks
     def on_stage_start(self, stage, epoch=None) -> None:
         self._reward: dict[str, float] = {"n": 0}
+        self._eval_nll: dict[str, tuple[float, int]] = {}
         every = int(getattr(self.hparams, "generate_every", 1) or 0)
         self._generating = stage == sb.Stage.TEST or (
             stage == sb.Stage.VALID and every > 0 and epoch is not None and epoch % every == 0)
@@ -224,7 +292,22 @@ class ALLDBrain(_ScheduledBrain):
                         self.bleu_signature = summary["signature"]
         return stats
 
+    def _gather_eval(self) -> float:
+        """Gather every process's per-example losses and texts (each item once, in dataset
+        order) and return the token-mean loss over all items."""
+        order = getattr(self, "_eval_order", {})
+        nll: dict[str, tuple[float, int]] = {}
+        for part in gather_objects(self._eval_nll):
+            nll.update(part)
+        for stats in (self._mos_stats, self._ab_stats):
+            stats.merge_unique(gather_objects(stats.entries()),
+                               key=lambda item: order.get(item, len(order)))
+        tokens = sum(n for _, n in nll.values())
+        return sum(v for v, _ in nll.values()) / tokens if tokens else float("nan")
+
     def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
+        if stage != sb.Stage.TRAIN:
+            stage_loss = self._gather_eval()
         self._report_stage(
             stage, stage_loss, epoch, self._stage_stats(stage, stage_loss),
             tag=self.hparams.stage, meta={"stage": self.hparams.stage},

@@ -49,6 +49,40 @@ class _TextStats:
         self.targets: list[Any] = []
         self.references: list[str] = []
 
+    def _columns(self) -> list[str]:
+        return [name for name, value in vars(self).items() if isinstance(value, list)]
+
+    def entries(self) -> list[tuple[Any, ...]]:
+        """One tuple per collected item, every per-item column (``ids`` first among them)."""
+        columns = self._columns()
+        return list(zip(*(getattr(self, c) for c in columns)))
+
+    def merge_unique(self, parts: Sequence[Sequence[tuple[Any, ...]]],
+                     key: Callable[[str], Any] | None = None) -> None:
+        """Replace the items by those of ``parts`` (:meth:`entries` of several processes),
+        each id once (its first occurrence), sorted by ``key(id)`` when given.
+
+        Example
+        -------
+        >>> a, b = ABStats(), ABStats()
+        >>> a.append(["p1", "p3"], ["A.", "B."], ["A", "B"], ["A.", "B."])
+        >>> b.append(["p2", "p1"], ["A.", "A."], ["B", "A"], ["B.", "A."])
+        >>> a.merge_unique([a.entries(), b.entries()], key={"p1": 0, "p2": 1, "p3": 2}.get)
+        >>> a.ids, a.texts
+        (['p1', 'p2', 'p3'], ['A.', 'A.', 'B.'])
+        """
+        columns = self._columns()
+        position = columns.index("ids")
+        seen: dict[str, tuple[Any, ...]] = {}
+        for part in parts:
+            for entry in part:
+                seen.setdefault(entry[position], entry)
+        rows = list(seen.values())
+        if key is not None:
+            rows.sort(key=lambda entry: key(entry[position]))
+        for k, column in enumerate(columns):
+            setattr(self, column, [row[k] for row in rows])
+
     def _extend(self, ids: Sequence[str], texts: Sequence[str], targets: Sequence[Any],
                 references: Sequence[str]) -> None:
         if not len(ids) == len(texts) == len(targets) == len(references):

@@ -16,12 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 from speechbrain_alld.brain import ALLDBrain
 from speechbrain_alld.dataset import collate_examples, make_dataset
 from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.resume import effective_run_option, world_size
+from speechbrain_alld.sharding import (
+    distributed_mode,
+    gathered_state_dict,
+    load_sharded_policy,
+    save_sharded_policy,
+)
 
 
 def run_device(run_opts: Any) -> str:
@@ -40,6 +47,26 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@register_checkpoint_hooks
+class ProcessCount:
+    """A checkpoint entry recording how many processes trained: a mid-epoch checkpoint's data
+    position counts batches per process, so it resumes only on as many processes (end-of-epoch
+    checkpoints, weights and optimiser state included, load on any number)."""
+
+    @mark_as_saver
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(str(world_size()), encoding="utf-8")
+
+    @mark_as_loader
+    def load(self, path: str | Path, end_of_epoch: bool = False) -> None:
+        saved = int(Path(path).read_text(encoding="utf-8"))
+        if not end_of_epoch and saved != world_size():
+            raise RuntimeError(
+                f"{Path(path).parent} is a mid-epoch checkpoint written by {saved} process(es); "
+                f"resume it with {saved} (now {world_size()}), or delete it to restart that "
+                "epoch from the last end-of-epoch checkpoint on any number of processes")
 
 
 def loader_options(opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,7 +95,8 @@ def fit_policy(
     policy : AudioLLM
         The model to train (added to ``block["checkpointer"]``).
     block : mapping
-        The stage's YAML block: ``opt_class``, ``lr_scheduler``, ``epoch_counter``,
+        The stage's YAML block: ``distributed`` (``ddp`` / ``fsdp``) and ``fsdp``,
+        ``opt_class``, ``lr_scheduler``, ``epoch_counter``,
         ``checkpointer``, ``train_logger``, ``train_dataloader_opts``, ``valid_dataloader_opts``,
         ``mos_stats``, ``ab_stats``, ``max_new_tokens``, ``generate_every`` (and ``loss`` for
         ALLD); run options such as ``precision`` are read from it as SpeechBrain does.
@@ -95,7 +123,12 @@ def fit_policy(
     counter = block["epoch_counter"]
     checkpointer = block["checkpointer"]
     declared = set(checkpointer.recoverables)
-    checkpointer.add_recoverable("policy", policy)
+    checkpointer.add_recoverable("processes", ProcessCount(), optional_load=True)
+    if distributed_mode(block) == "fsdp":  # every process writes its shards
+        checkpointer.add_recoverable("policy", policy, custom_save_hook=save_sharded_policy,
+                                     custom_load_hook=load_sharded_policy)
+    else:
+        checkpointer.add_recoverable("policy", policy)
     grad_accum = int(effective_run_option("grad_accumulation_factor", block, run_opts))
     batch_size = int(block["train_dataloader_opts"]["batch_size"])
     steps_per_epoch = math.ceil(len(train) / world_size() / batch_size / grad_accum)
@@ -117,7 +150,10 @@ def fit_policy(
 
 
 def save_policy(policy: AudioLLM, folder: Path, merge: bool) -> None:
-    """Save ``policy`` in Hugging Face format on the main process; every process waits."""
+    """Save ``policy`` in Hugging Face format on the main process; every process waits. A
+    sharded policy's weights are first gathered on the main process's CPU."""
+    state = gathered_state_dict(policy) if policy.sharded else None
     if if_main_process():
-        policy.save_pretrained(folder, merge=merge)
+        policy.save_pretrained(folder, merge=merge, state_dict=state)
+    del state
     ddp_barrier()

@@ -1,58 +1,20 @@
 """ALLD training chain on tiny models: every stage, resume, LoRA checkpoints, overfitting, DDP."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import speechbrain as sb
 import torch
+from recipe_run import ENV, HPARAMS, RECIPE, REPO, TINY, _block, _run, recipe_args  # noqa: F401
 from safetensors.torch import load_file
 
 from speechbrain_alld.dataset import load_descriptions, sft_examples, write_examples
 from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.models.expert_reference import ExpertReference
 from speechbrain_alld.parsing import parse_mos
-from speechbrain_alld.table import merge_overrides
 from speechbrain_alld.training import fit_policy
-
-REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "recipes/Simulated/ALLD/train.py"
-HPARAMS = REPO / "recipes/Simulated/ALLD/hparams/alld.yaml"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-TINY = {"train_size": 16, "valid_size": 6, "test_size": 6, "num_workers": 1,
-        "tiny": {"policy_config": {"audio_dim": 32, "audio_layers": 1, "text_dim": 32,
-                                   "text_layers": 1},
-                 "expert_config": {"hidden_size": 32, "num_layers": 1}, "expert_steps": 5},
-        "sft": {"number_of_epochs": 1, "batch_size": 4}, "alld": {"batch_size": 4},
-        "eval_batch_size": 8, "max_new_tokens": 20}
-
-
-def recipe_args(overrides, flags=("--noprogressbar",)):
-    """``--key=value`` arguments (nested settings as YAML flow mappings) over TINY."""
-    merged = merge_overrides(TINY, overrides)
-    return [f"--{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in merged.items()
-            ] + list(flags)
-
-
-def _run(overrides, cwd, launcher=(), flags=(), timeout=900):
-    cmd = [*(launcher or [sys.executable]), str(RECIPE), str(HPARAMS),
-           *recipe_args(overrides, ("--noprogressbar", *flags))]
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, (proc.stdout[-2000:] + proc.stderr[-4000:])
-    return proc
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    """The whole recipe once: simulate -> describe -> tiny models -> SFT -> y_a -> ref -> ALLD."""
-    root = tmp_path_factory.mktemp("alld")
-    out = root / "exp"
-    proc = _run({"output_folder": out, "corpus_folder": root / "corpus"}, root)
-    return out, root, proc
 
 
 def test_every_stage_writes_its_outputs(full_run):
@@ -135,29 +97,6 @@ def _tiny_stage_inputs(full_run, tmp_path, n_items=6):
     train = write_examples(tmp_path / "train.json",
                            sft_examples(items, keys, variants=["default"]))
     return out, train
-
-
-def _block(folder, epochs, lr, batch_size, **extra):
-    """A stage block as the recipe's YAML declares it: the objects fit_policy builds on."""
-    import functools
-
-    from speechbrain.utils.checkpoints import Checkpointer
-    from speechbrain.utils.epoch_loop import EpochCounter
-    from speechbrain.utils.train_logger import FileTrainLogger
-
-    from speechbrain_alld.schedulers import warmup_cosine_scheduler
-    from speechbrain_alld.stats import ABStats, MOSStats
-
-    counter = EpochCounter(limit=epochs)
-    return {"opt_class": functools.partial(torch.optim.AdamW, lr=lr),
-            "lr_scheduler": functools.partial(warmup_cosine_scheduler, warmup_ratio=0.0),
-            "epoch_counter": counter,
-            "checkpointer": Checkpointer(folder / "checkpoints", {"counter": counter}),
-            "train_logger": FileTrainLogger(folder / "log.txt"),
-            "train_dataloader_opts": {"batch_size": batch_size, "shuffle": True},
-            "valid_dataloader_opts": {"batch_size": batch_size},
-            "generate_every": 0, "max_new_tokens": 6, "mos_stats": MOSStats,
-            "ab_stats": ABStats, **extra}
 
 
 def _policy(source, **kwargs):

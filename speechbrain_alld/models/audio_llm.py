@@ -210,6 +210,14 @@ class AudioLLM(torch.nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def sharded(self) -> bool:
+        """Whether the weights are sharded over processes (an FSDP2 module; between a forward
+        and resharding some may be gathered)."""
+        from torch.distributed.fsdp import FSDPModule
+
+        return isinstance(self.core_model, FSDPModule)
+
     def trainable_parameters(self) -> dict[str, torch.nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
@@ -297,8 +305,10 @@ class AudioLLM(torch.nn.Module):
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "audio_repeats")}
         features = inputs["input_features"]
         inputs["input_features"] = features.to(self._encoder_dtype())
+        # The core model (LoRA layers are injected in it) rather than peft's wrapper: an
+        # FSDP-sharded policy gathers its weights in the core model's forward hooks.
         with self._autocast(), self._shared_audio(repeats):
-            return self.model(**inputs, use_cache=False).logits
+            return self.core_model(**inputs, use_cache=False).logits
 
     @contextlib.contextmanager
     def _shared_audio(self, repeats: int) -> Any:
@@ -360,6 +370,7 @@ class AudioLLM(torch.nn.Module):
         top_k: int = 0,
         num_return_sequences: int = 1,
         return_finished: bool = False,
+        synced_gpus: bool | None = None,
     ) -> list[str] | tuple[list[str], list[bool]]:
         """Generate responses for a batch in one ``generate`` call (left padded).
 
@@ -370,7 +381,9 @@ class AudioLLM(torch.nn.Module):
         another of the checkpoint's EOS ids (``False``: cut off by ``max_new_tokens``).
         Decoding uses :func:`~speechbrain_alld.hub.decoding_config`: greedy is plain argmax,
         sampling exactly ``temperature`` / ``top_p`` (``top_k`` only when > 0), whatever the
-        checkpoint's ``generation_config`` says.
+        checkpoint's ``generation_config`` says. ``synced_gpus`` (default: when the policy is
+        sharded over several processes) keeps every process stepping until all are done, as
+        each step of a sharded model gathers weights from all of them.
         """
         n = num_return_sequences
         if n < 1:
@@ -386,7 +399,9 @@ class AudioLLM(torch.nn.Module):
         self.model.eval()
         try:
             with self._autocast():
-                out = self.model.generate(**batch, generation_config=config)
+                out = self.model.generate(**batch, generation_config=config,
+                                          synced_gpus=self.sharded if synced_gpus is None
+                                          else synced_gpus)
         finally:
             self.model.train(was_training)
         new_tokens = out[:, batch["input_ids"].shape[1]:]
@@ -425,7 +440,8 @@ class AudioLLM(torch.nn.Module):
             for name, value in tensors.items():
                 params[name].copy_(value.to(params[name].device, params[name].dtype))
 
-    def save_pretrained(self, folder: str | Path, merge: bool = True) -> Path:
+    def save_pretrained(self, folder: str | Path, merge: bool = True,
+                        state_dict: dict[str, torch.Tensor] | None = None) -> Path:
         """Save in Hugging Face format with the processor, in the model's own precision.
 
         - ``full`` / ``frozen``: the weights cast to the compute dtype (trainable weights are
@@ -436,10 +452,16 @@ class AudioLLM(torch.nn.Module):
           (``extra_trainable.safetensors``); its ``base_model_name_or_path`` is the folder or
           hub id this policy was loaded from, so an adapter trained on a merged SFT adapter
           reloads onto the SFT model, not onto the raw base.
+
+        ``state_dict`` (keys relative to :attr:`core_model`) replaces the model's own, e.g. the
+        full weights of an FSDP-sharded policy gathered on the CPU
+        (:func:`~speechbrain_alld.sharding.gathered_state_dict`).
         """
         folder = Path(folder)
         save_weights(self.model, self.core_model, folder, lora=self.finetune == "lora",
-                     merge=merge, dtype=self.compute_dtype)
+                     merge=merge, dtype=self.compute_dtype, state=state_dict,
+                     trainable={n for n, p in self.core_model.named_parameters()
+                                if p.requires_grad})
         self.processor.save_pretrained(folder)
         return folder
 

@@ -48,30 +48,49 @@ def load_merged_model(source: str, dtype: Any, local_files_only: bool) -> Any:
     return model
 
 
-@torch.no_grad()
-def merged_lora_state_dict(core: torch.nn.Module, dtype: torch.dtype | None
-                           ) -> dict[str, torch.Tensor]:
-    """The state dict of a model with peft LoRA layers injected, every LoRA delta merged into
-    its base weight and the LoRA weights left out, built one tensor at a time on the CPU (the
-    model is not copied on its device and not changed)."""
+def lora_scalings(core: torch.nn.Module) -> dict[str, float]:
+    """``{module name: scaling}`` of every peft LoRA layer in ``core`` (one active adapter,
+    plain low-rank deltas: DoRA and ``fan_in_fan_out`` layers are refused)."""
     from peft.tuners.lora import LoraLayer
 
-    adapted = {name: module for name, module in core.named_modules()
-               if isinstance(module, LoraLayer)}
-    state: dict[str, torch.Tensor] = {}
-    for key, value in core.state_dict().items():
+    scalings = {}
+    for name, module in core.named_modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        if len(module.active_adapters) != 1:
+            raise ValueError(f"{name}: exactly one active LoRA adapter is supported")
+        adapter = module.active_adapters[0]
+        if module.use_dora.get(adapter) or getattr(module, "fan_in_fan_out", False):
+            raise ValueError(f"{name}: DoRA / fan_in_fan_out LoRA layers cannot be merged here")
+        scalings[name] = float(module.scaling[adapter])
+    return scalings
+
+
+@torch.no_grad()
+def merged_lora_state_dict(state: dict[str, torch.Tensor], scalings: dict[str, float],
+                           dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """A LoRA model's state dict (keys relative to the ``Qwen2AudioForConditionalGeneration``,
+    on any device) with each delta ``B @ A * scaling`` merged into its base weight and the
+    LoRA weights left out, built one tensor at a time on the CPU (in float32, then ``dtype``).
+    """
+    merged: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
         if "lora_" in key:
             continue
         module, _, leaf = key.rpartition(".base_layer.")
-        if module in adapted and leaf == "weight":
-            layer = adapted[module]
-            value = value + sum(layer.get_delta_weight(a) for a in layer.active_adapters)
-        state[key.replace(".base_layer.", ".")] = saved_tensor(value, dtype)
-    return state
+        if module in scalings and leaf == "weight":
+            prefix = f"{module}.lora_"
+            (a,) = [v for k, v in state.items() if k.startswith(prefix + "A.")]
+            (b,) = [v for k, v in state.items() if k.startswith(prefix + "B.")]
+            value = value.detach().cpu().float() + (
+                b.detach().cpu().float() @ a.detach().cpu().float()) * scalings[module]
+        merged[key.replace(".base_layer.", ".")] = saved_tensor(value, dtype)
+    return merged
 
 
 def save_weights(model: Any, core: Any, folder: Path, *, lora: bool, merge: bool,
-                 dtype: torch.dtype | None) -> None:
+                 dtype: torch.dtype | None, state: dict[str, torch.Tensor] | None = None,
+                 trainable: set[str] | None = None) -> None:
     """Write a policy's weights to ``folder`` in Hugging Face format (see
     :meth:`~speechbrain_alld.models.audio_llm.AudioLLM.save_pretrained`).
 
@@ -87,20 +106,32 @@ def save_weights(model: Any, core: Any, folder: Path, *, lora: bool, merge: bool
         LoRA mode, and whether to merge the adapter (else it is saved as an adapter).
     dtype : torch.dtype, optional
         The precision to save floating-point weights in (the compute dtype).
+    state : dict, optional
+        ``core``'s full state dict when ``core`` itself cannot give one (an FSDP-sharded
+        model: the tensors gathered on the CPU of this process); ``core.state_dict()`` if not.
+    trainable : set of str, optional
+        The names (relative to ``core``) of the trained parameters; by default those of
+        ``core`` that require gradients.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        state = core.state_dict()
+    if trainable is None:
+        trainable = {n for n, p in core.named_parameters() if p.requires_grad}
     if lora and not merge:
-        model.save_pretrained(folder)
+        prefix = "base_model.model."
+        model.save_pretrained(folder, state_dict={prefix + k: saved_tensor(v, None)
+                                                  for k, v in state.items() if "lora_" in k})
         # peft's adapter holds only the lora_* weights: keep the other trained ones.
         from safetensors.torch import save_file
 
-        extra = {n.removeprefix("base_model.model."): p.detach().contiguous().cpu()
-                 for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n}
+        extra = {k: saved_tensor(v, None) for k, v in state.items()
+                 if k in trainable and "lora_" not in k}
         if extra:
             save_file(extra, str(folder / EXTRA_TRAINABLE))
         return
-    state = (merged_lora_state_dict(core, dtype) if lora
-             else {k: saved_tensor(v, dtype) for k, v in core.state_dict().items()})
+    state = (merged_lora_state_dict(state, lora_scalings(core), dtype) if lora
+             else {k: saved_tensor(v, dtype) for k, v in state.items()})
     core.save_pretrained(folder, state_dict=state)
     if dtype is not None:  # transformers records the in-memory (fp32) dtype
         config_path = folder / "config.json"
