@@ -43,6 +43,7 @@ from speechbrain_alld.resume import (
 from speechbrain_alld.training import (
     fit_policy,
     loader_options,
+    plan_memory,
     release_memory,
     run_device,
     save_policy,
@@ -162,6 +163,7 @@ def sft_stage(runner: StageRunner, name: str, block: Mapping[str, Any], data: St
                              run_options=TRAINING_RUN_OPTIONS)
     if done is not None:
         return done
+    plan_memory("sft", block, block["source"], runner.run_opts)
     policy = block["policy"](block["source"])
     brain = fit_policy("sft", policy, block, runner.run_opts, data["sft_train"],
                        data["sft_valid"])
@@ -329,6 +331,7 @@ def alld_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: St
                              run_options=TRAINING_RUN_OPTIONS)
     if done is not None:
         return done
+    plan_memory("alld", block, sft["model"], runner.run_opts)
     policy = block["policy"](sft["model"])
     reference = None
     extra: tuple[str, ...] = ("chosen", "rejected")

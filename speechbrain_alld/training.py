@@ -18,17 +18,31 @@ from typing import Any
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.brain import ALLDBrain
 from speechbrain_alld.dataset import collate_examples, make_dataset
+from speechbrain_alld.hub import hub_offline, resolve_dtype
+from speechbrain_alld.memory_plan import (
+    RUNTIME_RESERVE,
+    PolicyShape,
+    Workload,
+    alternatives,
+    check_fit,
+    format_plan,
+    memory_plan,
+)
 from speechbrain_alld.models.audio_llm import AudioLLM
 from speechbrain_alld.resume import effective_run_option, world_size
 from speechbrain_alld.sharding import (
+    FSDPConfig,
     distributed_mode,
     gathered_state_dict,
     load_sharded_policy,
     save_sharded_policy,
 )
+
+logger = get_logger(__name__)
 
 
 def run_device(run_opts: Any) -> str:
@@ -72,6 +86,69 @@ class ProcessCount:
 def loader_options(opts: Mapping[str, Any]) -> dict[str, Any]:
     """A block's data-loader options with the example collation added."""
     return {**dict(opts), "collate_fn": collate_examples}
+
+
+def plan_memory(stage: str, block: Mapping[str, Any], source: str | Path, run_opts: Any
+                ) -> dict[str, float] | None:
+    """Log the per-GPU memory plan of a training stage and, on a GPU, refuse a stage that
+    cannot fit the visible memory, before any weight is read (see
+    :mod:`speechbrain_alld.memory_plan`).
+
+    The policy's settings come from the block's ``policy`` loader (``finetune``, ``lora_r``,
+    ``train_encoder``, ``gradient_checkpointing``, ``dtype``), its config from ``source``; the
+    step from ``train_dataloader_opts`` and the block's ``memory_plan`` mapping
+    (``audio_seconds``, ``clips``, ``text_tokens``; ``check: False`` only logs).
+
+    Returns
+    -------
+    The plan, or None when the loader's settings cannot be read (then nothing is checked).
+    """
+    settings = dict(getattr(block["policy"], "keywords", None) or {})
+    options = dict(block.get("memory_plan") or {})
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(source), local_files_only=hub_offline())
+    except (OSError, ValueError) as err:
+        logger.warning("memory plan skipped: no config for %s (%s)", source, err)
+        return None
+    dtype = resolve_dtype(settings.get("dtype", "auto"))
+    if dtype in ("auto", None):
+        dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    dtype = resolve_dtype(dtype) if isinstance(dtype, str) else dtype
+    load_bytes = torch.empty((), dtype=dtype or torch.float32).element_size()
+
+    def shape_for(finetune: str) -> PolicyShape:
+        return PolicyShape.from_config(
+            config, finetune=finetune, lora_r=int(settings.get("lora_r", 8)),
+            lora_target=settings.get("lora_target"),
+            train_projector=bool(settings.get("train_projector", True)),
+            train_encoder=bool(settings.get("train_encoder", False)), load_bytes=load_bytes)
+
+    work = Workload(batch_size=int(block["train_dataloader_opts"]["batch_size"]),
+                    sequences=2 if stage == "alld" else 1,
+                    audio_seconds=float(options.get("audio_seconds", 10.0)),
+                    clips=int(options.get("clips", 1)),
+                    text_tokens=int(options.get("text_tokens", 400)),
+                    gradient_checkpointing=bool(settings.get("gradient_checkpointing", False)))
+    mode = distributed_mode(block)
+    offload = mode == "fsdp" and FSDPConfig.from_mapping(block.get("fsdp")).cpu_offload
+    finetune = str(settings.get("finetune", "lora"))
+    world = world_size()
+    device = run_device(run_opts)
+    on_gpu = device.startswith("cuda") and torch.cuda.is_available()
+    plan = memory_plan(shape_for(finetune), work, world=world, distributed=mode,
+                       cpu_offload=offload, compute_bytes=min(load_bytes, 4),
+                       runtime=RUNTIME_RESERVE if on_gpu else 0.0)
+    logger.info("%s, %d process(es), %s, %s: %s", stage, world, mode, finetune,
+                format_plan(plan, stage))
+    if on_gpu and options.get("check", True):
+        available = float(torch.cuda.mem_get_info(torch.device(device))[1])
+        check_fit(plan, available, alternatives(
+            shape_for, work, {"distributed": mode, "finetune": finetune,
+                              "cpu_offload": offload}, world),
+            what=f"the {stage} stage ({mode}, finetune: {finetune})")
+    return plan
 
 
 def fit_policy(
