@@ -72,26 +72,26 @@ class PolicyShape:
         with torch.device("meta"):
             model = Qwen2AudioForConditionalGeneration(config)
         units = [*model.model.language_model.layers, *model.model.audio_tower.layers]
+        regex = re.compile(lora_target or DEFAULT_LORA_TARGET)
+        lora_of = {id(m): lora_r * (m.in_features + m.out_features) if finetune == "lora" else 0
+                   for name, m in model.named_modules()
+                   if isinstance(m, torch.nn.Linear) and regex.fullmatch(name)}
+        lora = sum(lora_of.values())
         in_units = {id(p) for unit in units for p in unit.parameters()}
-        n_params = sum(p.numel() for p in model.parameters())
+        unit_sizes = [sum(p.numel() for p in u.parameters())
+                      + sum(lora_of.get(id(m), 0) for m in u.modules()) for u in units]
+        n_params = sum(p.numel() for p in model.parameters()) + lora
         tower = sum(p.numel() for p in model.model.audio_tower.parameters())
         projector = sum(p.numel() for p in model.model.multi_modal_projector.parameters())
         if finetune == "full":
             trainable = n_params - (0 if train_encoder else tower)
-        elif finetune == "lora":
-            regex = re.compile(lora_target or DEFAULT_LORA_TARGET)
-            lora = sum(lora_r * (m.in_features + m.out_features)
-                       for name, m in model.named_modules()
-                       if isinstance(m, torch.nn.Linear) and regex.fullmatch(name))
-            trainable = lora + projector * train_projector + tower * train_encoder
-            n_params += lora
         else:
-            trainable = projector * train_projector + tower * train_encoder
+            trainable = lora + projector * train_projector + tower * train_encoder
         text, audio = config.text_config, config.audio_config
         return cls(
             n_params=n_params, n_trainable=trainable,
             n_root=sum(p.numel() for p in model.parameters() if id(p) not in in_units),
-            n_largest_unit=max(sum(p.numel() for p in u.parameters()) for u in units),
+            n_largest_unit=max(unit_sizes),
             hidden=text.hidden_size, layers=text.num_hidden_layers,
             intermediate=text.intermediate_size, vocab=text.vocab_size,
             audio_dim=audio.d_model, audio_layers=audio.encoder_layers,
@@ -300,7 +300,8 @@ def qwen2_audio_7b_config(pad_token_id: int = 151643, audio_token_index: int = 1
 def plan_table(config: Any, work: Workload, gpus: tuple[int, ...] = (1, 4, 8),
                gpu_memory: float = 80 * GB) -> str:
     """A Markdown table of per-GPU totals: full fine-tuning and LoRA, DDP and FSDP (with and
-    without CPU offload), for each GPU count; a cell over ``gpu_memory`` is marked."""
+    without CPU offload: then also the host memory per process), for each GPU count; a cell
+    over ``gpu_memory`` is marked."""
     rows = [("full (encoder + LLM)", "full", True), ("full (LLM, encoder frozen)", "full", False),
             ("LoRA r=16 + projector", "lora", False)]
     modes = [("DDP", "ddp", False), ("FSDP", "fsdp", False), ("FSDP + CPU offload", "fsdp", True)]
@@ -312,9 +313,10 @@ def plan_table(config: Any, work: Workload, gpus: tuple[int, ...] = (1, 4, 8),
         for mode_name, mode, offload in modes:
             cells = []
             for n in gpus:
-                total = memory_plan(shape, work, world=n, distributed=mode,
-                                    cpu_offload=offload)["total"]
-                cells.append(f"{total / GB:.1f}" + (" (no)" if total > gpu_memory else ""))
+                plan = memory_plan(shape, work, world=n, distributed=mode, cpu_offload=offload)
+                total = plan["total"]
+                cells.append(f"{total / GB:.1f}" + (" (no)" if total > gpu_memory else "")
+                             + (f" + {plan['cpu'] / GB:.0f} CPU" if plan["cpu"] else ""))
             lines.append(f"| {label} | {mode_name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from speechbrain_alld.dataset import make_dataset
+from speechbrain_alld.memory_plan import PolicyShape, Workload, memory_plan
 from speechbrain_alld.models.audio_llm import AudioLLM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,6 +118,17 @@ def test_fsdp_weights_moved_and_each_process_holds_half(sft_runs, data):
         # Dim-0 shards: the halves add up to the whole and neither exceeds half plus a row.
         assert sum(per_rank) == pytest.approx(full, rel=0.02), part
         assert max(per_rank) <= 0.55 * full, part
+    # The memory plan's per-process shares: bytes / processes (fp32 weights and Adam moments).
+    from transformers import AutoConfig
+
+    shape = PolicyShape.from_config(AutoConfig.from_pretrained(data[1]), finetune="full",
+                                    train_encoder=True, load_bytes=4)
+    work = Workload(batch_size=2)
+    for world, held in ((1, [single]), (2, ranks)):
+        plan = memory_plan(shape, work, world=world, distributed="fsdp" if world > 1 else "ddp")
+        for part in ("weights", "optimizer"):
+            assert max(r["local_bytes"][part] for r in held) == pytest.approx(plan[part],
+                                                                             rel=0.05), part
 
 
 def test_fsdp_saved_model_reloads_with_the_same_logprobs(sft_runs, data):
@@ -185,3 +197,29 @@ def test_fsdp_alld_with_lora_matches_one_process(data, tmp_path):
     assert max((a[k] - initial[k]).abs().max().item() for k in a) > 1e-4
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_recipe_trains_with_fsdp_on_two_processes(full_run, tmp_path):
+    """The Simulated recipe end to end with distributed_mode: fsdp and full fine-tuning."""
+    from recipe_run import _run
+
+    _, root, _ = full_run
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                "--master_port=29643"]
+    proc = _run({"output_folder": tmp_path / "fsdp", "corpus_folder": root / "corpus",
+                 "max_new_tokens": 40, "distributed_mode": "fsdp",
+                 "policy": {"finetune": "full", "train_encoder": True}}, tmp_path,
+                launcher=launcher, flags=("--distributed_backend=gloo",))
+    save = tmp_path / "fsdp" / "save"
+    log = proc.stdout + proc.stderr
+    assert "sft, 2 process(es), fsdp, full: memory plan sft (per GPU)" in log
+    for stage in ("sft", "alld"):
+        assert (save / stage / "done.json").is_file()
+        (checkpoint,) = (save / stage / "checkpoints").glob("CKPT+*")
+        shards = sorted(p.name for p in (checkpoint / "policy.ckpt").glob("*.distcp"))
+        assert shards == ["__0_0.distcp", "__1_0.distcp"], stage  # one file per process
+        saved = load_file(str(save / stage / "model" / "model.safetensors"))
+        initial = load_file(str(save / "tiny" / "policy_init" / "model.safetensors"))
+        assert saved.keys() == initial.keys()  # whole, gathered: no shard or DTensor left
+        assert max((saved[k] - initial[k]).abs().max().item() for k in saved) > 0
+    assert "alld_test:" in proc.stdout
