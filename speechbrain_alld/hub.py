@@ -250,7 +250,7 @@ def decoding_config(
 
     # Processors applied in both modes: set to their neutral values.
     settings: dict[str, Any] = dict(
-        max_new_tokens=max_new_tokens, min_new_tokens=0, min_length=0, num_beams=1,
+        max_new_tokens=max_new_tokens, min_new_tokens=0, num_beams=1,
         do_sample=do_sample, repetition_penalty=1.0, encoder_repetition_penalty=1.0,
         no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, length_penalty=1.0,
         renormalize_logits=False, remove_invalid_values=False, suppress_tokens=[],

@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--ckpt_interval_steps", type=int, default=0)
     parser.add_argument("--die_before_step", type=int, default=0)
     parser.add_argument("--fsdp", default="{}", help="FSDPConfig options as JSON")
+    parser.add_argument("--gradient_checkpointing", action="store_true")
     args = parser.parse_args()
 
     run_opts = {"noprogressbar": True, "grad_accumulation_factor": args.grad_accumulation_factor,
@@ -71,7 +72,8 @@ def main() -> None:
     torch.manual_seed(0)
     policy = AudioLLM.from_pretrained(args.source, dtype=args.dtype, finetune=args.finetune,
                                       train_encoder=args.finetune == "full", lora_dropout=0.0,
-                                      lora_r=4)
+                                      lora_r=4,
+                                      gradient_checkpointing=args.gradient_checkpointing)
     extra = {"distributed": "fsdp", "fsdp": json.loads(args.fsdp)} if launched else {}
     block = _block(out, args.epochs, 1e-3, args.batch_size, **extra)
     block["train_dataloader_opts"]["shuffle"] = False

@@ -184,9 +184,12 @@ def test_sharded_checkpoints_load_on_another_number_of_processes(sft_runs, data,
 
 
 def test_fsdp_alld_with_lora_matches_one_process(data, tmp_path):
+    """ALLD, LoRA, activation checkpointing in both runs, FSDP with its CPU offload policy."""
     one, sharded = tmp_path / "one", tmp_path / "fsdp"
-    _worker(_args(data, "alld", "lora", "one", "--grad_accumulation_factor", "2"), one)
-    _worker(_args(data, "alld", "lora", "ranks"), sharded, nproc=2)
+    _worker(_args(data, "alld", "lora", "one", "--grad_accumulation_factor", "2",
+                  "--gradient_checkpointing"), one)
+    _worker(_args(data, "alld", "lora", "ranks", "--gradient_checkpointing", "--fsdp",
+                  json.dumps({"cpu_offload": True})), sharded, nproc=2)
     (single,) = _results(one, 1)
     ranks = _results(sharded, 2)
     interleaved = [loss for pair in zip(ranks[0]["losses"], ranks[1]["losses"]) for loss in pair]
