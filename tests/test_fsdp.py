@@ -226,3 +226,17 @@ def test_recipe_trains_with_fsdp_on_two_processes(full_run, tmp_path):
         assert saved.keys() == initial.keys()  # whole, gathered: no shard or DTensor left
         assert max((saved[k] - initial[k]).abs().max().item() for k in saved) > 0
     assert "alld_test:" in proc.stdout
+
+
+def test_fsdp_gradient_accumulation_matches_one_process(data, tmp_path):
+    """Batch 1, accumulation 2 on each of two processes = batch 1, accumulation 4 on one."""
+    one, sharded = tmp_path / "one", tmp_path / "fsdp"
+    _worker(_args(data, "sft", "full", "one", "--batch_size", "1",
+                  "--grad_accumulation_factor", "4"), one)
+    _worker(_args(data, "sft", "full", "ranks", "--batch_size", "1",
+                  "--grad_accumulation_factor", "2"), sharded, nproc=2)
+    a, b = _weights(one), _weights(sharded)
+    initial = load_file(str(data[1] / "model.safetensors"))
+    assert max((a[k] - initial[k]).abs().max().item() for k in a) > 1e-4
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
