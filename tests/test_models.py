@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from speechbrain_alld.losses import IGNORE_INDEX
-from speechbrain_alld.models.audio_llm import AudioLLM, instruction_to_content
+from speechbrain_alld.models.audio_llm import AudioLLM
+from speechbrain_alld.models.chat import instruction_to_content
 from speechbrain_alld.models.expert_reference import (
     ExpertReference,
     TokenizerMismatchError,

@@ -13,12 +13,10 @@ Feature extraction always runs outside autocast (bf16 autocast breaks the Whispe
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
@@ -30,63 +28,12 @@ from speechbrain_alld.hub import (
     stop_token_ids,
 )
 from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs, sft_loss
+from speechbrain_alld.models.chat import instruction_to_content, waveform_array
 from speechbrain_alld.models.checkpoint_io import load_merged_model, save_weights
 
-AUDIO_PLACEHOLDER = "<audio>"
 DEFAULT_LORA_TARGET = (r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|"
                        r"down_proj)$")
 FINETUNE_MODES = ("full", "lora", "frozen")
-
-
-def instruction_to_content(instruction: str, n_audios: int) -> list[dict[str, str]]:
-    """Split an instruction with ``<audio>`` placeholders into chat content parts.
-
-    Each audio part carries an ``audio_url`` (a placeholder: the waveforms go to the processor
-    separately), because Qwen2-Audio's hub chat template recognises an audio part only by an
-    ``audio`` or ``audio_url`` key. The templates write an audio part as ``Audio N: <audio
-    tokens>`` plus a newline, so text before an audio ends with one space and text after it
-    starts without one.
-
-    Arguments
-    ---------
-    instruction : str
-        The instruction x_a with one ``<audio>`` per clip.
-    n_audios : int
-        The number of clips.
-
-    Returns
-    -------
-    list[dict[str, str]]
-        Chat content parts, in order.
-
-    Example
-    -------
-    >>> parts = instruction_to_content("Compare <audio> and <audio> please.", 2)
-    >>> [p.get("text", p.get("audio_url")) for p in parts]
-    ['Compare ', 'audio_1', 'and ', 'audio_2', 'please.']
-    """
-    pieces = instruction.split(AUDIO_PLACEHOLDER)
-    if len(pieces) - 1 != n_audios:
-        raise ValueError(f"instruction has {len(pieces) - 1} {AUDIO_PLACEHOLDER} placeholder(s) "
-                         f"for {n_audios} audio(s): {instruction!r}")
-    content: list[dict[str, str]] = []
-    for k, piece in enumerate(pieces):
-        text = piece.lstrip() if k > 0 else piece
-        text = text.rstrip() + " " if k < n_audios else text.rstrip()
-        if text.strip():
-            content.append({"type": "text", "text": text})
-        if k < n_audios:
-            content.append({"type": "audio", "audio_url": f"audio_{k + 1}"})
-    return content
-
-
-def _to_numpy(wav: Any) -> np.ndarray:
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().float().numpy()
-    wav = np.asarray(wav, dtype=np.float32)
-    if wav.ndim != 1:
-        raise ValueError(f"expected a mono waveform [samples], got shape {wav.shape}")
-    return wav
 
 
 @register_checkpoint_hooks
@@ -251,7 +198,7 @@ class AudioLLM(torch.nn.Module):
                                                  and len(responses) != len(audios)):
             raise ValueError("audios, instructions and responses must have the same length")
         prompts = [self.chat_prompt(ins, len(a)) for ins, a in zip(instructions, audios)]
-        flat = [_to_numpy(w) for a in audios for w in a]
+        flat = [waveform_array(w) for a in audios for w in a]
         for w in flat:
             if w.size == 0:
                 raise ValueError("empty waveform in the batch")
@@ -464,9 +411,3 @@ class AudioLLM(torch.nn.Module):
                                 if p.requires_grad})
         self.processor.save_pretrained(folder)
         return folder
-
-
-def lora_target_modules(model: torch.nn.Module, pattern: str = DEFAULT_LORA_TARGET) -> list[str]:
-    """Names of the modules a LoRA regex selects (for checks and documentation)."""
-    regex = re.compile(pattern)
-    return [n for n, _ in model.named_modules() if regex.fullmatch(n)]
