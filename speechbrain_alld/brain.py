@@ -47,15 +47,11 @@ from speechbrain_alld.sharding import (
 logger = get_logger(__name__)
 
 
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
 def gather_objects(obj: Any) -> list[Any]:
     """Every process's ``obj`` (picklable), in rank order; ``[obj]`` without a process group."""
-    if not _distributed():
+    if world_size() == 1:
         return [obj]
-    out: list[Any] = [None] * torch.distributed.get_world_size()
+    out: list[Any] = [None] * world_size()
     torch.distributed.all_gather_object(out, obj)
     return out
 
@@ -233,14 +229,15 @@ class ALLDBrain(_ScheduledBrain):
                 self._reward[key] = self._reward.get(key, 0.0) + float(value)
             self._reward["n"] += n
             return out.loss
-        loss = sft_loss(logits, inputs["labels"])
-        if stage != sb.Stage.TRAIN:
-            logp, lengths = sequence_logprobs(logits.detach().float(), inputs["labels"])
-            for key, lp, n in zip(batch.id, logp.tolist(), lengths.tolist()):
-                self._eval_nll[key] = (-lp, n)
-            if self._generating:
-                self._generate_and_score(batch)
-        return loss
+        if stage == sb.Stage.TRAIN:
+            return sft_loss(logits, inputs["labels"])
+        # One log-softmax gives both the per-item sums the stage end gathers and the batch loss.
+        logp, lengths = sequence_logprobs(logits, inputs["labels"])
+        for key, lp, n in zip(batch.id, logp.tolist(), lengths.tolist()):
+            self._eval_nll[key] = (-lp, n)
+        if self._generating:
+            self._generate_and_score(batch)
+        return -logp.sum() / lengths.sum().clamp(min=1)
 
     def _reference_logprobs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         reference = getattr(self.hparams, "reference", None)

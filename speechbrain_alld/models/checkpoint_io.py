@@ -48,9 +48,9 @@ def load_merged_model(source: str, dtype: Any, local_files_only: bool) -> Any:
     return model
 
 
-def lora_scalings(core: torch.nn.Module) -> dict[str, float]:
-    """``{module name: scaling}`` of every peft LoRA layer in ``core`` (one active adapter,
-    plain low-rank deltas: DoRA and ``fan_in_fan_out`` layers are refused)."""
+def lora_scalings(core: torch.nn.Module) -> dict[str, tuple[str, float]]:
+    """``{module name: (adapter name, scaling)}`` of every peft LoRA layer in ``core`` (one
+    active adapter, plain low-rank deltas: DoRA and ``fan_in_fan_out`` layers are refused)."""
     from peft.tuners.lora import LoraLayer
 
     scalings = {}
@@ -62,12 +62,13 @@ def lora_scalings(core: torch.nn.Module) -> dict[str, float]:
         adapter = module.active_adapters[0]
         if module.use_dora.get(adapter) or getattr(module, "fan_in_fan_out", False):
             raise ValueError(f"{name}: DoRA / fan_in_fan_out LoRA layers cannot be merged here")
-        scalings[name] = float(module.scaling[adapter])
+        scalings[name] = (adapter, float(module.scaling[adapter]))
     return scalings
 
 
 @torch.no_grad()
-def merged_lora_state_dict(state: dict[str, torch.Tensor], scalings: dict[str, float],
+def merged_lora_state_dict(state: dict[str, torch.Tensor],
+                           scalings: dict[str, tuple[str, float]],
                            dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
     """A LoRA model's state dict (keys relative to the ``Qwen2AudioForConditionalGeneration``,
     on any device) with each delta ``B @ A * scaling`` merged into its base weight and the
@@ -79,11 +80,11 @@ def merged_lora_state_dict(state: dict[str, torch.Tensor], scalings: dict[str, f
             continue
         module, _, leaf = key.rpartition(".base_layer.")
         if module in scalings and leaf == "weight":
-            prefix = f"{module}.lora_"
-            (a,) = [v for k, v in state.items() if k.startswith(prefix + "A.")]
-            (b,) = [v for k, v in state.items() if k.startswith(prefix + "B.")]
+            adapter, scaling = scalings[module]
+            a = state[f"{module}.lora_A.{adapter}.weight"]
+            b = state[f"{module}.lora_B.{adapter}.weight"]
             value = value.detach().cpu().float() + (
-                b.detach().cpu().float() @ a.detach().cpu().float()) * scalings[module]
+                b.detach().cpu().float() @ a.detach().cpu().float()) * scaling
         merged[key.replace(".base_layer.", ".")] = saved_tensor(value, dtype)
     return merged
 
