@@ -17,8 +17,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["speechbrain_alld", "speechbrain_alld.*"]),
-    # the pretrained interface's hyperparams.yaml template (speechbrain_alld.inference)
-    package_data={"speechbrain_alld": ["hparams/*.yaml"]},
+    # the pretrained interface's hyperparams.yaml template (speechbrain_alld.inference) and the
+    # pretrained tiny Qwen2-Audio the embedded default starts from (speechbrain_alld.pretraining)
+    package_data={"speechbrain_alld": ["hparams/*.yaml", "assets/*/*"]},
     install_requires=[
         # torch is pinned with torchaudio so pip resolves one consistent pair
         # (2.14.1 + 2.11.0 is what resolves on the project machines).

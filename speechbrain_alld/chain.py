@@ -29,17 +29,20 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.brain import ALLDBrain
 from speechbrain_alld.dataset import make_dataset, prepare_examples
-from speechbrain_alld.durable import file_fingerprint, write_json_atomic
+from speechbrain_alld.durable import file_fingerprint, fingerprint, write_json_atomic
+from speechbrain_alld.evaluation import swap_test
 from speechbrain_alld.hub import hub_offline
 from speechbrain_alld.models.expert_reference import check_same_tokenizer
 from speechbrain_alld.models.tiny import init_tiny_models
 from speechbrain_alld.preference import alld_examples, sample_rejected, score_reference
+from speechbrain_alld.pretraining import file_hashes
 from speechbrain_alld.resume import (
     TRAINING_RUN_OPTIONS,
     StageResult,
     StageRunner,
     source_fingerprint,
 )
+from speechbrain_alld.table_compare import read_items
 from speechbrain_alld.training import (
     fit_policy,
     loader_options,
@@ -109,7 +112,8 @@ def tiny_models_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) 
         The stage's YAML block name.
     block : mapping
         ``descriptions_folder``, ``train_split``, ``folder`` and ``init_tiny_models``' keyword
-        arguments.
+        arguments (``pretrained_policy``: a pretrained policy folder, fingerprinted by its
+        files' hashes).
 
     Returns
     -------
@@ -117,8 +121,11 @@ def tiny_models_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) 
         ``policy`` and ``expert`` (Hugging Face model folders) and the expert's training loss.
     """
     folder = Path(block["folder"])
-    inputs = _description_files(block["descriptions_folder"], [block["train_split"]])
-    fp, done = runner.lookup(name, block, folder, inputs=[file_fingerprint(*inputs)])
+    inputs = [file_fingerprint(*_description_files(block["descriptions_folder"],
+                                                    [block["train_split"]]))]
+    if block.get("pretrained_policy"):  # its content, wherever the package is installed
+        inputs.append(fingerprint(file_hashes(block["pretrained_policy"])))
+    fp, done = runner.lookup(name, block, folder, inputs=inputs)
     if done is not None:
         return done
     kwargs = {k: v for k, v in block.items()
@@ -351,9 +358,27 @@ def alld_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: St
 
 
 # ---------------------------------------------------------------------------- test
+def _swap_test(policy: Any, manifest: str | Path, folder: Path, model_name: str,
+               block: Mapping[str, Any], progress: bool) -> dict[str, Any]:
+    """The A/B pairs asked again in swapped order; adds the swap scores to the test summary
+    and writes the swapped texts to ``test_<model>_swapped.jsonl``."""
+    summary_file = folder / f"test_{model_name}_summary.json"
+    items = read_items(folder / f"test_{model_name}_items.jsonl")
+    verdicts = {k: r.get("verdict_pred") for k, r in items.items() if k.startswith("ab:")}
+    scores, records = swap_test(policy, manifest, verdicts,
+                                batch_size=int(block["dataloader_opts"]["batch_size"]),
+                                max_new_tokens=int(block["max_new_tokens"]), progress=progress)
+    with open(folder / f"test_{model_name}_swapped.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    write_json_atomic(summary_file, {**summary, **scores})
+    return scores
+
+
 def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
                models: Mapping[str, StageResult], data: StageResult) -> StageResult:
-    """Test each model named in ``block["models"]`` on the ``test`` manifest: generation,
+    """Test each model named in ``block["models"]`` on the ``test`` manifest (``split: valid``:
+    the whole validation split, for choosing settings without the test split): generation,
     parsing and the ``mos_stats`` / ``ab_stats`` scores, written to
     ``<folder>/<model>/test_<model>_summary.json`` and ``..._items.jsonl``. Each model is its
     own resumable unit (a finished one is not tested again).
@@ -378,6 +403,10 @@ def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
         ``<model>_test`` (its summary) and ``<model>_model`` for each tested model.
     """
     folder = Path(block["folder"])
+    split = block.get("split", "test")
+    if split not in ("test", "valid"):
+        raise ValueError(f"{name}: split must be 'test' or 'valid', got {split!r}")
+    manifest = "test" if split == "test" else "valid_full"
     results: dict[str, Any] = {}
     fps = []
     for model_name in block["models"]:
@@ -394,11 +423,14 @@ def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
                               hparams={**block, "stage": model_name, "output_folder": str(sub),
                                        "test_output_folder": str(sub)},
                               run_opts=runner.run_opts)
-            brain.evaluate(make_dataset(data["test"], policy.sampling_rate),
+            brain.evaluate(make_dataset(data[manifest], policy.sampling_rate),
                            test_loader_kwargs=loader_options(block["dataloader_opts"]))
+            stats = dict(brain.test_stats)
+            if block.get("swap_ab") and stats.get("ab_n"):
+                stats.update(run_on_main(_swap_test, args=[policy, data[manifest], sub,
+                                                           model_name, block, runner.progress]))
             done = runner.finish(f"{name}/{model_name}", sub, fp,
-                                 {"model": models[model_name]["model"],
-                                  "test": brain.test_stats})
+                                 {"model": models[model_name]["model"], "test": stats})
             del policy, brain
             release_memory()
         results[f"{model_name}_test"] = done["test"]

@@ -132,7 +132,7 @@ def gap_bin(gap: float, edges: Sequence[float] = GAP_BINS) -> str:
     gap = abs(float(gap))
     labels = gap_labels(edges)
     for label, edge in zip(labels, edges):
-        if gap < edge:
+        if gap < edge - 1e-9:  # |4.1 - 3.1| is 0.9999999999999996: a gap of 1.0
             return label
     return labels[-1]
 
@@ -192,3 +192,67 @@ def swap_consistency(verdicts: Sequence[str | None], swapped: Sequence[str | Non
     same = [v is not None and s is not None and _FLIP.get(v) == s
             for v, s in zip(verdicts, swapped)]
     return float(np.mean(same))
+
+
+def seed_mean_difference(
+    metric_fn: Callable[[np.ndarray, np.ndarray], float],
+    per_seed: Sequence[tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The mean over seeds of ``metric_fn(b) - metric_fn(a)``, with a percentile interval from
+    resampling the items of every seed independently (a stratified paired bootstrap: the seeds
+    are the runs being averaged, the items within a seed are what is resampled).
+
+    Arguments
+    ---------
+    metric_fn : callable
+        ``(predicted, target) -> float``.
+    per_seed : sequence of (predicted_a, predicted_b, target)
+        One triple per seed (the seeds may have different items).
+    n_resamples, confidence, seed
+        As in :func:`~speechbrain_alld.metrics.bootstrap_ci`.
+
+    Returns
+    -------
+    dict
+        ``difference`` (the mean of the per-seed differences), ``ci_low``, ``ci_high``,
+        ``seeds`` and ``n`` (items over all seeds).
+
+    Example
+    -------
+    >>> same = ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [1.5, 2.0, 2.5])
+    >>> out = seed_mean_difference(mse, [same, same], n_resamples=50)
+    >>> out["difference"], out["ci_low"], out["ci_high"], out["seeds"]
+    (0.0, 0.0, 0.0, 2)
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    data = []
+    for a, b, t in per_seed:
+        arrays = tuple(np.asarray(x, dtype=np.float64) for x in (a, b, t))
+        if not len(arrays[0]) == len(arrays[1]) == len(arrays[2]):
+            raise ValueError("predictions and targets differ in length within a seed")
+        data.append(arrays)
+    if not data or any(len(a) == 0 for a, _, _ in data):
+        return {"difference": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+                "seeds": len(data), "n": sum(len(a) for a, _, _ in data)}
+
+    def mean_difference(index: Sequence[np.ndarray | slice]) -> float:
+        return float(np.mean([metric_fn(b[i], t[i]) - metric_fn(a[i], t[i])
+                              for (a, b, t), i in zip(data, index)]))
+
+    value = mean_difference([slice(None)] * len(data))
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_resamples):
+        v = mean_difference([rng.integers(0, len(a), len(a)) for a, _, _ in data])
+        if np.isfinite(v):
+            stats.append(v)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = ((float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha)))
+                 if stats else (float("nan"), float("nan")))
+    return {"difference": value, "ci_low": low, "ci_high": high, "seeds": len(data),
+            "n": int(sum(len(a) for a, _, _ in data))}

@@ -50,6 +50,7 @@ def load_descriptions(folder: str | Path, split: str, tasks: Sequence[str] = TAS
                 "instruction": entry["instruction"], "prompt": entry["prompt"],
                 "responses": entry["responses"],
                 "mos": entry.get("mos"), "winner": entry.get("winner"),
+                "gap": entry.get("gap"),
                 "dims": {d: float(entry[d]) for d in DIMENSIONS if entry.get(d) is not None},
             }
     return items
@@ -120,7 +121,8 @@ def _common(item: Mapping[str, Any]) -> dict[str, Any]:
             "duration": item["duration"], "instruction": item["instruction"],
             "prompt": item["prompt"],
             "mos": item["mos"] if item["mos"] is not None else -1.0,
-            "winner": item["winner"] or "", "dims": dict(item.get("dims") or {})}
+            "winner": item["winner"] or "", "dims": dict(item.get("dims") or {}),
+            "gap": item.get("gap") if item.get("gap") is not None else -1.0}
 
 
 def write_examples(path: str | Path, examples: Mapping[str, Any]) -> Path:
@@ -148,12 +150,13 @@ def prepare_examples(
 
     ``sft_train.json``: (item, variant) examples of the warm-up share of the training items
     (MOS/A-B mixed to ``ab_share``); ``alld_items.json``: the items ALLD trains on (``"rest"``:
-    those not used for the warm-up; ``"all"``: every training item); ``valid.json`` and
-    ``test.json``: one evaluation item per clip / pair.
+    those not used for the warm-up; ``"all"``: every training item); ``valid.json`` (at most
+    ``valid_max_items``: the per-epoch valid loss), ``valid_full.json`` (the whole validation
+    split: choosing settings) and ``test.json``: one evaluation item per clip / pair.
     """
     out = Path(out_folder)
     paths = {name: out / f"{name}.json" for name in ("sft_train", "sft_valid", "alld_items",
-                                                     "valid", "test")}
+                                                     "valid", "valid_full", "test")}
     if alld_items not in ("rest", "all"):
         raise ValueError(f"alld_items must be 'rest' or 'all', got {alld_items!r}")
     train = load_descriptions(descriptions_folder, train_split, tasks)
@@ -166,6 +169,7 @@ def prepare_examples(
     write_examples(paths["alld_items"], {k: train[k] for k in mix_tasks(alld_keys, ab_share,
                                                                         seed + 1)})
     valid = eval_items(load_descriptions(descriptions_folder, valid_split, tasks))
+    write_examples(paths["valid_full"], valid)
     if valid_max_items is not None and len(valid) > valid_max_items:
         keep = sorted(split_items(list(valid), valid_max_items / len(valid), seed)[0])
         valid = {k: valid[k] for k in keep}

@@ -231,3 +231,56 @@ def export_trained_models(results: Mapping[str, Any], max_new_tokens: int) -> No
         if isinstance(stats, dict):
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
             print(f"{name}: {shown}")
+
+
+def swap_test(policy: Any, manifest: str | Path, verdicts: Mapping[str, str | None], *,
+              batch_size: int = 32, max_new_tokens: int = 160, progress: bool = True
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Ask ``policy`` every A/B pair of ``manifest`` again with the two clips swapped.
+
+    Arguments
+    ---------
+    policy : AudioLLM
+        The model tested (greedy decoding, as in the test stage).
+    manifest : str or Path
+        The evaluation-items manifest of the test (``save/data/test.json``).
+    verdicts : mapping
+        The verdict parsed from each pair's test text in the original order, by item id.
+
+    Returns
+    -------
+    summary : dict
+        ``ab_swap_consistency`` (share of pairs whose two verdicts name the same clip; an
+        unparsed verdict in either order counts as inconsistent), ``ab_swapped_accuracy``
+        (accuracy in the swapped order, unparsed wrong) and ``ab_swap_n``.
+    records : list of dict
+        Per pair: id, the swapped text, its verdict, the swapped order's winner.
+    """
+    from speechbrain_alld.comparison import swap_consistency
+    from speechbrain_alld.dataset import load_waveform
+    from speechbrain_alld.parsing import parse_verdict
+
+    entries = read_json(Path(manifest), "test manifest")
+    keys = sorted(k for k, e in entries.items() if e.get("task") == "ab")
+    missing = [k for k in keys if k not in verdicts]
+    if missing:
+        raise ValueError(f"{len(missing)} A/B pair(s) of {manifest} have no test verdict, "
+                         f"e.g. {missing[0]!r}")
+    flip = {"A": "B", "B": "A", "tie": "tie"}
+    records = []
+    for start in tqdm(range(0, len(keys), batch_size), desc="A/B swapped", disable=not progress):
+        chunk = keys[start:start + batch_size]
+        audios = [[load_waveform(w, policy.sampling_rate) for w in reversed(entries[k]["wavs"])]
+                  for k in chunk]
+        texts = policy.generate(audios, [entries[k]["instruction"] for k in chunk],
+                                max_new_tokens=max_new_tokens)
+        for k, text in zip(chunk, texts):
+            records.append({"id": k, "text": text, "verdict_pred": parse_verdict(text),
+                            "winner": flip[entries[k]["winner"]]})
+    swapped = [r["verdict_pred"] for r in records]
+    summary = {"ab_swap_n": len(records),
+               "ab_swap_consistency": (swap_consistency([verdicts[k] for k in keys], swapped)
+                                       if records else None),
+               "ab_swapped_accuracy": (float(np.mean([r["verdict_pred"] == r["winner"]
+                                                      for r in records])) if records else None)}
+    return summary, records

@@ -26,6 +26,14 @@ from tqdm.auto import tqdm
 
 from speechbrain_alld.corpora.prepare import read_json
 from speechbrain_alld.durable import write_json_atomic
+from speechbrain_alld.table_compare import (
+    ab_breakdown,
+    compare_systems,
+    comparison_markdown,
+    items_path,
+    pair_gaps,
+    read_items,
+)
 
 START_MARKER = "<!-- table:start -->"
 END_MARKER = "<!-- table:end -->"
@@ -275,12 +283,18 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
     runs_path = out / "runs.json"
     runs_log = read_json(runs_path) if runs_path.is_file() else {}
     keys = [c[1] for c in config["columns"]]
+    breakdown = any(k.startswith("ab_acc_") for k in keys)
     per_seed: dict[str, dict[str, dict[str, float | None]]] = {}
     for name, spec in config["runs"].items():
         for row, rel in spec["rows"].items():
             values: dict[str, dict[str, float | None]] = {}
             for seed in config["seeds"]:
-                summary = read_json(out / f"seed_{seed}" / name / rel)
+                folder = out / f"seed_{seed}" / name
+                summary = read_json(folder / rel)
+                if breakdown and summary.get("ab_n"):
+                    manifest = folder / spec.get("test_manifest", "save/data/test.json")
+                    summary.update(ab_breakdown(read_items(items_path(folder / rel)),
+                                                pair_gaps(manifest)))
                 values[str(seed)] = {k: summary.get(k) for k in keys if k in summary}
             per_seed[row] = values
     results = {row: {k: aggregate({s: v.get(k) for s, v in seeds.items()})
@@ -288,8 +302,18 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
                for row, seeds in per_seed.items()}
     run_seconds = {name: [runs_log.get(f"{name}/seed_{s}", {}).get("seconds")
                           for s in config["seeds"]] for name in config["runs"]}
+    comparisons = {}
+    for spec in config.get("comparisons") or []:
+        pairs = {}
+        for seed in config["seeds"]:
+            pairs[str(seed)] = tuple(
+                read_items(items_path(out / f"seed_{seed}" / run / rel))
+                for run, rel in (spec["a"], spec["b"]))
+        comparisons[spec["name"]] = compare_systems(
+            pairs, n_resamples=int(config.get("bootstrap", 2000)))
     wall_path = out / "wall.json"
-    table = {"per_seed": per_seed, "results": results, "run_seconds": run_seconds,
+    table = {"per_seed": per_seed, "results": results, "comparisons": comparisons,
+             "run_seconds": run_seconds,
              "total_seconds": sum(v for secs in run_seconds.values() for v in secs if v),
              "wall_seconds": read_json(wall_path)["seconds"] if wall_path.is_file() else None,
              "seeds": list(config["seeds"]), "machine": machine_description()}
@@ -329,4 +353,11 @@ def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
         "",
         markdown_table(table["results"], config["columns"]),
     ]
+    if table.get("comparisons"):
+        lines += ["", "Paired differences on the same test items (b minus a; 95% paired "
+                  f"bootstrap intervals, {config.get('bootstrap', 2000)} resamples; MOS "
+                  "metrics on the items both systems parsed, A/B accuracy on all pairs with "
+                  "unparsed verdicts wrong; the mean of seeds resamples each seed's items):",
+                  "", comparison_markdown(table["comparisons"], seeds,
+                                          config["comparison_columns"])]
     return "\n".join(lines)

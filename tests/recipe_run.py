@@ -15,7 +15,8 @@ RECIPE = REPO / "recipes/Simulated/ALLD/train.py"
 HPARAMS = REPO / "recipes/Simulated/ALLD/hparams/alld.yaml"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 TINY = {"train_size": 16, "valid_size": 6, "test_size": 6, "num_workers": 1,
-        "tiny": {"policy_config": {"audio_dim": 32, "audio_layers": 1, "text_dim": 32,
+        "tiny": {"pretrained_policy": None,  # a random-init 32-d policy: fast
+                 "policy_config": {"audio_dim": 32, "audio_layers": 1, "text_dim": 32,
                                    "text_layers": 1},
                  "expert_config": {"hidden_size": 32, "num_layers": 1}, "expert_steps": 5},
         "sft": {"number_of_epochs": 1, "batch_size": 4}, "alld": {"batch_size": 4},

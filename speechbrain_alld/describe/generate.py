@@ -50,6 +50,9 @@ class DescribeConfig:
     variants: Sequence[SamplingConfig] = PAPER_VARIANTS
     n_pairs: int | None = None  # None: as many pairs as clips
     min_gap: float = 0.5
+    #: Per split name, another smallest MOS gap of the A/B pairs drawn (e.g. evaluation pairs
+    #: across all gaps: ``{NISQA_TEST_SIM: 0.1}``); the prompts keep ``min_gap``.
+    split_min_gap: Mapping[str, float] = field(default_factory=dict)
     tie_threshold: float | None = None
     seed: int = 0
     max_retries: int = 2
@@ -189,7 +192,8 @@ def generate_descriptions(
     if "ab" in config.tasks:
         n_pairs = len(entries) if config.n_pairs is None else config.n_pairs
         pairs = sample_pairs([(cid, e["_rating"]) for cid, e in entries.items()], n_pairs,
-                             min_gap=config.min_gap, tie_threshold=config.tie_threshold,
+                             min_gap=config.split_min_gap.get(name, config.min_gap),
+                             tie_threshold=config.tie_threshold,
                              seed=config.seed)
     cache = JsonlStore(save_folder / CACHE_FILE)
     summary = DescribeSummary()

@@ -159,6 +159,11 @@ class TemplateExpert(Expert):
     allow_ties : bool
         Declare equal pairs a tie; if False, an equal pair raises ``ValueError`` (the pair
         sampler guarantees a gap, so this never happens in the recipes).
+    detail : str
+        ``"full"``: the texts described above. ``"brief"``: about half as long: a MOS text is
+        one sentence with a clause per rated dimension and a short MOS sentence (no intro, no
+        analysis); an A/B text names only the winner's largest advantage (or the overall
+        quality) and the verdict.
 
     Example
     -------
@@ -168,17 +173,22 @@ class TemplateExpert(Expert):
     >>> text = TemplateExpert().generate_one(request)
     >>> text == TemplateExpert().generate_one(request) and "3.0" in text
     True
+    >>> TemplateExpert(detail="brief").generate_one(request)
+    'The recording suffers from strong background noise. MOS: 3.0.'
     """
 
     def __init__(self, include_numbers: bool = True, tie_threshold: float = 0.0,
-                 allow_ties: bool = True) -> None:
+                 allow_ties: bool = True, detail: str = "full") -> None:
         if tie_threshold < 0:
             raise ValueError(f"tie_threshold must be >= 0, got {tie_threshold}")
+        if detail not in ("full", "brief"):
+            raise ValueError(f"detail must be 'full' or 'brief', got {detail!r}")
         self.include_numbers = include_numbers
         self.tie_threshold = tie_threshold
         self.allow_ties = allow_ties
+        self.detail = detail
         self.expert_id = (f"{TEMPLATE_VERSION}-n{int(include_numbers)}-t{tie_threshold:g}"
-                          f"-a{int(allow_ties)}")
+                          f"-a{int(allow_ties)}" + ("-brief" if detail == "brief" else ""))
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -222,6 +232,8 @@ class TemplateExpert(Expert):
     def _mos_text(self, record: RatingRecord, s: _Sampler) -> str:
         mos = round(record.mos, 1)
         dims = {k: round(v, 1) for k, v in record.dimensions().items()}
+        if self.detail == "brief":
+            return self._brief_mos_text(mos, dims, s)
         sentences: list[str] = []
         if not dims:
             if s.chance(0.25):
@@ -235,6 +247,16 @@ class TemplateExpert(Expert):
         final = s.pick(phrases.MOS_FINALS)
         sentences.append(final.format(m=_fmt(mos), q=QUALITY_WORDS[level_band(mos)]))
         return " ".join(sentences)
+
+    def _brief_mos_text(self, mos: float, dims: dict[str, float], s: _Sampler) -> str:
+        final = s.pick(phrases.BRIEF_MOS_FINALS).format(m=_fmt(mos))
+        if not dims:
+            return f"{s.pick(QUALITY_PHRASES[level_band(mos)])}. {final}"
+        order = [k for k in DIMENSIONS if k in dims]
+        if s.index(2):
+            order.sort(key=lambda k: dims[k])  # worst first
+        clauses = [s.pick(phrases.CLAUSES[k][level_band(dims[k])]) for k in order]
+        return f"{s.pick(phrases.SUBJECTS_FIRST)} {_join(clauses)}. {final}"
 
     def _dimension_sentences(self, dims: dict[str, float], s: _Sampler) -> list[str]:
         order = [k for k in DIMENSIONS if k in dims]
@@ -311,6 +333,8 @@ class TemplateExpert(Expert):
         else:
             k = 0
         chosen = gaps[:k]
+        if self.detail == "brief":
+            return self._brief_ab_text(verdict, chosen, values, names, fmt_on, s)
         if verdict != "tie":  # the winner's advantages first, then any concessions
             chosen.sort(key=lambda kg: (kg[1] > 0) != (verdict == "A"))
         if s.chance(0.2):
@@ -347,6 +371,22 @@ class TemplateExpert(Expert):
             final = s.pick(phrases.VERDICTS).format(W=names[verdict][0], w=names[verdict][1])
         sentences.append(final)
         return " ".join(sentences)
+
+    def _brief_ab_text(self, verdict: str, chosen: list[tuple[str, float]],
+                       values: dict[str, RatingRecord], names: dict[str, tuple[str, str]],
+                       fmt_on: bool, s: _Sampler) -> str:
+        if verdict == "tie":
+            return s.pick(phrases.TIES)
+        loser = "B" if verdict == "A" else "A"
+        wins = [(d, g) for d, g in chosen if (g > 0) == (verdict == "A")][:1]
+        if wins:
+            dim, gap = wins[0]
+            first = self._dimension_comparison(dim, abs(gap), verdict, loser, values, names,
+                                               fmt_on, concession=False, s=s)
+        else:
+            first = self._overall(values, names, verdict, loser, fmt_on, s)
+        final = s.pick(phrases.VERDICTS).format(W=names[verdict][0], w=names[verdict][1])
+        return f"{first} {final}"
 
     def _dimension_comparison(self, dim: str, gap: float, fav: str, oth: str,
                               values: dict[str, RatingRecord], names: dict[str, tuple[str, str]],

@@ -221,6 +221,8 @@ MOS_FINALS = (
     "Overall quality: {q}, MOS {m}.",
     "Overall, the mean opinion score is {m}.",
 )
+#: The final sentence of a brief MOS text (``TemplateExpert(detail="brief")``).
+BRIEF_MOS_FINALS = ("MOS: {m}.", "Overall MOS: {m}.", "MOS {m}.")
 ANALYSIS_ONE = (
     "{X} is the main factor holding the overall quality back.",
     "The overall quality is limited mainly by {x}.",

@@ -7,6 +7,7 @@ digit), wrapped as a transformers fast tokenizer with a ChatML chat template.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -249,26 +250,38 @@ def init_tiny_models(
     expert_steps: int = 300,
     expert_batch_size: int = 16,
     expert_lr: float = 1e-3,
+    pretrained_policy: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Build the embedded default's models: a tokenizer trained on this corpus's texts, a tiny
-    Qwen2-Audio policy, and a tiny Qwen2 expert trained briefly on (x_t -> y_t).
+    """Build the embedded default's models: a tiny Qwen2-Audio policy, its tokenizer, and a
+    tiny Qwen2 expert trained briefly on (x_t -> y_t).
 
-    Writes Hugging Face folders ``policy_init`` and ``expert`` under ``out_folder``, so every
-    later stage loads them exactly like a real checkpoint; returns their paths and the expert's
-    first and last training loss.
+    Without ``pretrained_policy`` the tokenizer is trained on this corpus's texts and the
+    policy is randomly initialised (written to ``policy_init`` under ``out_folder``); with it
+    (a pretrained tiny Qwen2-Audio folder, e.g. :func:`speechbrain_alld.pretraining.
+    shipped_model`) that model is copied to ``policy_init`` and its tokenizer is shared with
+    the expert, as Qwen2-Audio shares Qwen2's. The expert is written to ``expert`` as a
+    Hugging Face folder, so every later stage loads both exactly like real checkpoints; returns
+    their paths and the expert's first and last training loss.
     """
     out = Path(out_folder)
     paths = {"policy": out / "policy_init", "expert": out / "expert"}
     items = load_descriptions(descriptions_folder, train_split, tasks)
-    texts = [it["prompt"] for it in items.values()] + [it["instruction"] for it in items.values()]
-    texts += [t for it in items.values() for t in it["responses"].values()]
-    tokenizer = train_tiny_tokenizer(texts, vocab_size=vocab_size)
-    model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=window_seconds,
-                                              seed=seed, **dict(policy_config or {}))
-    model.save_pretrained(paths["policy"])
-    processor.save_pretrained(paths["policy"])
+    if pretrained_policy is not None:
+        from transformers import AutoTokenizer
+
+        shutil.copytree(pretrained_policy, paths["policy"], dirs_exist_ok=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(paths["policy"]))
+    else:
+        texts = [it["prompt"] for it in items.values()]
+        texts += [it["instruction"] for it in items.values()]
+        texts += [t for it in items.values() for t in it["responses"].values()]
+        tokenizer = train_tiny_tokenizer(texts, vocab_size=vocab_size)
+        model, processor = build_tiny_qwen2_audio(tokenizer, window_seconds=window_seconds,
+                                                  seed=seed, **dict(policy_config or {}))
+        model.save_pretrained(paths["policy"])
+        processor.save_pretrained(paths["policy"])
     reference = ExpertReference(build_tiny_causal_lm(tokenizer, seed=seed + 1,
                                                      **dict(expert_config or {})), tokenizer)
     losses = train_text_expert(reference, items, steps=expert_steps,

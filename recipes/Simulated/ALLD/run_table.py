@@ -9,7 +9,8 @@ Starts every (system, seed) run of ``table.yaml`` that has not finished as its o
 (logs in ``<output_folder>/seed_<s>/<run>/run.log``), so an interrupted table resumes; then
 prints the table and writes ``table.md``, ``table.json`` and ``runs.json`` to ``output_folder``
 and the report (command, date, machine, wall time, table) into ``readme`` between the
-``<!-- table:start -->`` and ``<!-- table:end -->`` markers.
+``<!-- table:start -->`` and ``<!-- table:end -->`` markers (``section: ablation``: between
+``<!-- ablation:start -->`` and ``<!-- ablation:end -->``).
 """
 
 import shlex
@@ -32,5 +33,7 @@ if __name__ == "__main__":
     if config.get("readme"):
         readme = Path(config["readme"])
         old = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-        readme.write_text(replace_section(old, text), encoding="utf-8")
+        section = config.get("section", "table")  # <!-- section:start --> ... :end -->
+        readme.write_text(replace_section(old, text, f"<!-- {section}:start -->",
+                                          f"<!-- {section}:end -->"), encoding="utf-8")
         print(f"\nwritten to {readme}")
