@@ -2,6 +2,8 @@
 
     examples -> SFT warm-up -> sample y_a -> reference log-probs -> ALLD -> test
 
+(the test stage lives in :mod:`speechbrain_alld.chain_scoring` and is re-exported here)
+
 A recipe's ``train.py`` calls them in order; each takes the :class:`~speechbrain_alld.resume.
 StageRunner`, the name of its YAML block, the block itself (``hparams[name]``) and the results of
 the stages it reads, and returns its own :class:`~speechbrain_alld.resume.StageResult`. A stage
@@ -27,10 +29,9 @@ from typing import Any
 from speechbrain.utils.distributed import ddp_barrier, if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_alld.brain import ALLDBrain
-from speechbrain_alld.dataset import make_dataset, prepare_examples
+from speechbrain_alld.chain_scoring import test_stage
+from speechbrain_alld.dataset import prepare_examples
 from speechbrain_alld.durable import file_fingerprint, fingerprint, write_json_atomic
-from speechbrain_alld.evaluation import swap_test
 from speechbrain_alld.hub import hub_offline
 from speechbrain_alld.models.expert_reference import check_same_tokenizer
 from speechbrain_alld.models.tiny import init_tiny_models
@@ -42,10 +43,8 @@ from speechbrain_alld.resume import (
     StageRunner,
     source_fingerprint,
 )
-from speechbrain_alld.table_compare import read_items
 from speechbrain_alld.training import (
     fit_policy,
-    loader_options,
     plan_memory,
     release_memory,
     run_device,
@@ -53,6 +52,9 @@ from speechbrain_alld.training import (
 )
 
 logger = get_logger(__name__)
+
+__all__ = ["alld_stage", "examples_stage", "reference_stage", "sample_stage", "sft_stage",
+           "test_stage", "tiny_models_stage"]
 
 
 def _description_files(folder: str | Path, splits: Sequence[str]) -> list[Path]:
@@ -358,81 +360,3 @@ def alld_stage(runner: StageRunner, name: str, block: Mapping[str, Any], sft: St
 
 
 # ---------------------------------------------------------------------------- test
-def _swap_test(policy: Any, manifest: str | Path, folder: Path, model_name: str,
-               block: Mapping[str, Any], progress: bool) -> dict[str, Any]:
-    """The A/B pairs asked again in swapped order; adds the swap scores to the test summary
-    and writes the swapped texts to ``test_<model>_swapped.jsonl``."""
-    summary_file = folder / f"test_{model_name}_summary.json"
-    items = read_items(folder / f"test_{model_name}_items.jsonl")
-    verdicts = {k: r.get("verdict_pred") for k, r in items.items() if k.startswith("ab:")}
-    scores, records = swap_test(policy, manifest, verdicts,
-                                batch_size=int(block["dataloader_opts"]["batch_size"]),
-                                max_new_tokens=int(block["max_new_tokens"]), progress=progress)
-    with open(folder / f"test_{model_name}_swapped.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
-    summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    write_json_atomic(summary_file, {**summary, **scores})
-    return scores
-
-
-def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
-               models: Mapping[str, StageResult], data: StageResult) -> StageResult:
-    """Test each model named in ``block["models"]`` on the ``test`` manifest (``split: valid``:
-    the whole validation split, for choosing settings without the test split): generation,
-    parsing and the ``mos_stats`` / ``ab_stats`` scores, written to
-    ``<folder>/<model>/test_<model>_summary.json`` and ``..._items.jsonl``. Each model is its
-    own resumable unit (a finished one is not tested again).
-
-    Arguments
-    ---------
-    runner : StageRunner
-        Decides whether the stage runs and records it.
-    name : str
-        The stage's YAML block name (its fingerprint hashes that block).
-    block : mapping
-        ``folder``, ``models``, ``policy`` (a frozen loader), ``dataloader_opts``,
-        ``mos_stats``, ``ab_stats``, ``max_new_tokens``, ``train_logger``.
-    models : mapping
-        ``{model name: StageResult with a model}`` from the training stages.
-    data : StageResult
-        The examples stage (``test``).
-
-    Returns
-    -------
-    StageResult
-        ``<model>_test`` (its summary) and ``<model>_model`` for each tested model.
-    """
-    folder = Path(block["folder"])
-    split = block.get("split", "test")
-    if split not in ("test", "valid"):
-        raise ValueError(f"{name}: split must be 'test' or 'valid', got {split!r}")
-    manifest = "test" if split == "test" else "valid_full"
-    results: dict[str, Any] = {}
-    fps = []
-    for model_name in block["models"]:
-        if model_name not in models:
-            raise KeyError(f"test: no model {model_name!r} (have: {', '.join(models)})")
-        sub = folder / model_name
-        fp, done = runner.lookup(name, block, sub, inputs=[data, models[model_name], model_name],
-                                 run_options=("eval_precision",), label=f"{name}/{model_name}")
-        fps.append(fp)
-        if done is None:
-            run_on_main(sub.mkdir, kwargs={"parents": True, "exist_ok": True})
-            policy = block["policy"](models[model_name]["model"])
-            brain = ALLDBrain(modules={"policy": policy},
-                              hparams={**block, "stage": model_name, "output_folder": str(sub),
-                                       "test_output_folder": str(sub)},
-                              run_opts=runner.run_opts)
-            brain.evaluate(make_dataset(data[manifest], policy.sampling_rate),
-                           test_loader_kwargs=loader_options(block["dataloader_opts"]))
-            stats = dict(brain.test_stats)
-            if block.get("swap_ab") and stats.get("ab_n"):
-                stats.update(run_on_main(_swap_test, args=[policy, data[manifest], sub,
-                                                           model_name, block, runner.progress]))
-            done = runner.finish(f"{name}/{model_name}", sub, fp,
-                                 {"model": models[model_name]["model"], "test": stats})
-            del policy, brain
-            release_memory()
-        results[f"{model_name}_test"] = done["test"]
-        results[f"{model_name}_model"] = done["model"]
-    return StageResult(name, folder, "+".join(fps), results)

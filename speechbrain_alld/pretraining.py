@@ -210,3 +210,9 @@ def shipped_model(folder: str | Path = SHIPPED_FOLDER) -> str:
     ``policy_source: !apply:speechbrain_alld.pretraining.shipped_model []``."""
     check_shipped(folder)
     return str(folder)
+
+
+if __name__ == "__main__":  # python -m speechbrain_alld.pretraining: the shipped record
+    print(json.dumps({k: v for k, v in check_shipped().items() if k != "sha256"}, indent=1))
+    print(f"all {len(file_hashes(SHIPPED_FOLDER))} files of {SHIPPED_FOLDER} match their "
+          "recorded SHA-256")

@@ -42,7 +42,7 @@ logger = get_logger(__name__)
 DONE = "done.json"
 
 TRAINING_RUN_OPTIONS = ("precision", "eval_precision", "grad_accumulation_factor",
-                        "max_grad_norm", "world_size")
+                        "max_grad_norm", "world_size", "optimizer_step_limit")
 """Run options that change what a training stage computes."""
 
 

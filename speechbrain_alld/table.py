@@ -218,7 +218,9 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
 
     ``config["parallel"]`` runs (default 1) go at once, each with ``threads_per_run`` torch
     threads (default: torch's own choice). The first run listed makes each seed's corpus, so the
-    other runs of a seed start once it has finished. Writes ``runs.json`` (each
+    other runs of a seed start once it has finished; a run whose spec lists ``after: [names]``
+    (e.g. ALLD runs that start from another run's warm-up model) waits for those runs of its
+    seed too. Writes ``runs.json`` (each
     run's command and wall time), ``wall.json`` (elapsed time), ``table.json`` (per-seed values
     and aggregates) and
     ``table.md`` to ``config["output_folder"]``; returns the ``table.json`` content. A failed
@@ -231,6 +233,11 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
     runs_path = out / "runs.json"
     runs_log: dict[str, Any] = read_json(runs_path) if runs_path.is_file() else {}
     names = list(config["runs"])
+    for name, spec in config["runs"].items():
+        unknown = [n for n in spec.get("after") or [] if n not in names or n == name]
+        if unknown:
+            raise ValueError(f"table run {name!r}: 'after' names {unknown}, not other runs of "
+                             f"the table ({', '.join(names)})")
 
     def finished(name: str, seed: Any) -> bool:
         folder = out / f"seed_{seed}" / name
@@ -253,8 +260,10 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
                 if len(running) >= parallel:
                     break
                 name, seed = job
-                first = (names[0], seed)
-                if name != names[0] and (first in pending or first in running.values()):
+                # A seed's first run makes its corpus; ``after`` names runs this one reads.
+                needs = [] if name == names[0] else [names[0]]
+                needs += list(config["runs"][name].get("after") or [])
+                if any((n, seed) in pending or (n, seed) in running.values() for n in needs):
                     continue
                 pending.remove(job)
                 running[pool.submit(_run_one, config, name, seed, python, threads)] = job

@@ -192,7 +192,8 @@ def fit_policy(
         The fitted Brain; ``block["checkpointer"]`` holds only its declared recoverables again
         (the policy, optimiser and Brain it took are removed). The schedule spans
         ``ceil(train examples / processes / batch size / grad_accumulation_factor)`` optimiser
-        steps per epoch.
+        steps per epoch, or SpeechBrain's ``optimizer_step_limit`` (in the block or on the
+        command line) when that is smaller: training stops there.
     """
     sr = policy.sampling_rate
     train = make_dataset(train_manifest, sr, extra_keys)
@@ -209,8 +210,11 @@ def fit_policy(
     grad_accum = int(effective_run_option("grad_accumulation_factor", block, run_opts))
     batch_size = int(block["train_dataloader_opts"]["batch_size"])
     steps_per_epoch = math.ceil(len(train) / world_size() / batch_size / grad_accum)
-    hparams = {**block, "stage": stage, "total_steps": steps_per_epoch * counter.limit,
-               "reference": reference}
+    total_steps = steps_per_epoch * counter.limit
+    limit = effective_run_option("optimizer_step_limit", block, run_opts)
+    if limit:  # SpeechBrain stops there; the schedule ends there too
+        total_steps = min(total_steps, int(limit))
+    hparams = {**block, "stage": stage, "total_steps": total_steps, "reference": reference}
     brain = ALLDBrain(modules={"policy": policy}, opt_class=block["opt_class"], hparams=hparams,
                       run_opts=run_opts, checkpointer=checkpointer)
     brain.fit(counter, train, valid,

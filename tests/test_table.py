@@ -77,10 +77,17 @@ def test_replace_section():
 # ------------------------------------------------------------------------------ the script
 SMALL = ("{corpus_folder: '{output_folder}/corpus_{seed}', train_size: 96, valid_size: 16, "
          "test_size: 48, num_workers: 1}")
+TINY = ("max_new_tokens: 24, tiny: {pretrained_policy: null, expert_steps: 5, policy_config: "
+        "{audio_dim: 32, audio_layers: 1, text_dim: 32, text_layers: 1}, "
+        "expert_config: {hidden_size: 32, num_layers: 1}}")
 CHAIN = ("{sft: {number_of_epochs: 1}, alld: {number_of_epochs: 1, lr: 0.00001, "
-         "loss: {beta: 0.4}}, max_new_tokens: 24, "
-         "tiny: {expert_steps: 5, policy_config: {audio_dim: 32, audio_layers: 1, "
-         "text_dim: 32, text_layers: 1}, expert_config: {hidden_size: 32, num_layers: 1}}}")
+         "loss: {beta: 0.4}}, " + TINY + "}")
+SFT_ALL = ("{run_alld: False, examples: {warmup_fraction: 1.0}, testing: {models: [sft]}, "
+           "sft: {number_of_epochs: 1, optimizer_step_limit: 20}, " + TINY + "}")
+ROWS = ["Listener-noise ceiling (the noise-free ratings)",
+        "Regression (pretrained encoder + MSE head)", "SFT only (all items, same steps)",
+        "SFT warm-up (half of the items)", "SFT warm-up + ALLD (other half)",
+        "A/B only: SFT warm-up", "A/B only: SFT warm-up + ALLD", "ALLD without warm-up"]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +98,7 @@ def table_run(tmp_path_factory):
     cmd = [sys.executable, str(RECIPES / "run_table.py"), str(RECIPES / "hparams/table.yaml"),
            "--seeds=[0]", f"--output_folder={root / 'table'}", f"--readme={readme}",
            f"--recipe_folder={RECIPES}", f"--common_overrides={SMALL}",
-           f"--chain_overrides={CHAIN}",
+           f"--chain_overrides={CHAIN}", f"--sft_all_overrides={SFT_ALL}",
            "--regression_overrides={number_of_epochs: 15, batch_size: 8}",
            "--noprogressbar"]
     proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True, timeout=1800)
@@ -107,26 +114,72 @@ def test_table_script_writes_a_well_formed_table(table_run):
     section = text[text.index(START_MARKER):text.index(END_MARKER)]
     assert "\nold\n" not in text  # the previous content is replaced
     assert "Command: `python " in section and "cores" in section and "Wall time" in section
-    rows = [line for line in section.splitlines() if line.startswith("| ")]
-    header = rows[0]
-    n_cols = header.count("|")
+    blocks, block = [], []  # the markdown tables of the section: systems, then comparisons
+    for line in section.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            blocks, block = blocks + [block], []
+    assert len(blocks) == 2, section
+    rows = blocks[0]
+    n_cols = rows[0].count("|")
     assert all(line.count("|") == n_cols for line in rows)
-    config_rows = ["Regression (same encoder + MSE head)", "SFT, MOS + A/B (warm-up half)",
-                   "SFT + ALLD, MOS + A/B", "SFT, A/B only", "SFT + ALLD, A/B only",
-                   "ALLD without warm-up (lr 1e-3)"]
-    assert [r.split(" | ")[0][2:] for r in rows[1:] if not r.startswith("|---")] == config_rows
+    table_rows = [r for r in rows[1:] if not r.startswith("|---")]
+    assert [r.split(" | ")[0][2:] for r in table_rows] == ROWS
+    # Five comparisons x (one seed + the mean of seeds), each a well-formed row.
+    comparison_rows = [r for r in blocks[1][1:] if not r.startswith("|---")]
+    assert len(comparison_rows) == 5 * 2
+    assert all(r.count("|") == blocks[1][0].count("|") for r in comparison_rows)
     # The table's numbers are the runs' own test summaries.
     table = json.loads((root / "table" / "table.json").read_text())
     summary = json.loads((root / "table/seed_0/regression/test_regression_summary.json")
                          .read_text())
-    assert table["per_seed"][config_rows[0]]["0"]["mos_lcc"] == summary["mos_lcc"]
-    reg_cell = rows[1].split(" | ")[2]  # rows[0] is the header (the rule row starts "|-")
+    assert table["per_seed"][ROWS[1]]["0"]["mos_lcc"] == summary["mos_lcc"]
+    reg_cell = table_rows[1].split(" | ")[2]
     assert reg_cell == f"{summary['mos_lcc']:.3f}"
     runs = json.loads((root / "table" / "runs.json").read_text())
-    assert set(runs) == {f"{n}/seed_0" for n in ("regression", "joint", "ab_only",
-                                                 "no_warmup")}
+    assert set(runs) == {f"{n}/seed_0" for n in ("ceiling", "regression", "sft_all", "joint",
+                                                 "ab_only", "no_warmup")}
     assert all(r["seconds"] > 0 for r in runs.values())
     assert section[len(START_MARKER):].strip() in proc.stdout  # printed == written
+
+
+def _items(path):
+    return {json.loads(x)["id"]: json.loads(x) for x in path.read_text().splitlines()}
+
+
+def test_table_comparisons_and_ceiling_are_the_runs_numbers(table_run):
+    """Independent recomputations: the paired MSE difference of ALLD minus its warm-up on
+    the items both parsed, the listener ceiling from the corpus CSV, and the SFT-only run's
+    stop at its optimiser-step limit."""
+    root = table_run[0]
+    seed = root / "table/seed_0"
+    table = json.loads((root / "table" / "table.json").read_text())
+    sft = _items(seed / "joint/save/test/sft/test_sft_items.jsonl")
+    alld = _items(seed / "joint/save/test/alld/test_alld_items.jsonl")
+    both = [k for k in sft if k.startswith("mos:") and sft[k]["mos_pred"] is not None
+            and alld[k]["mos_pred"] is not None]
+    target = np.array([sft[k]["mos"] for k in both])
+    mse = [float(np.mean((np.array([x[k]["mos_pred"] for k in both]) - target) ** 2))
+           for x in (sft, alld)]
+    record = table["comparisons"]["ALLD minus its warm-up"]["per_seed"]["0"]["mse"]
+    assert record["n"] == len(both)
+    assert math.isclose(record["difference"], mse[1] - mse[0], abs_tol=1e-9)
+    assert record["ci_low"] <= record["difference"] <= record["ci_high"]
+    mean = table["comparisons"]["ALLD minus its warm-up"]["mean"]["mse"]
+    assert math.isclose(mean["difference"], record["difference"], abs_tol=1e-9)  # one seed
+
+    import csv
+    rows = [r for r in csv.DictReader(open(root / "table/corpus_0/NISQA_corpus_file.csv"))
+            if r["db"] == "NISQA_TEST_SIM"]
+    r, _ = sps.pearsonr([float(x["sim_true_mos"]) for x in rows],
+                        [float(x["mos"]) for x in rows])
+    ceiling = table["per_seed"][ROWS[0]]["0"]["mos_lcc"]
+    assert len(rows) == 48 and math.isclose(ceiling, r, abs_tol=1e-9)
+
+    import yaml
+    brain = sorted((seed / "sft_all/save/sft/checkpoints").glob("CKPT*/brain.ckpt"))
+    assert brain and yaml.safe_load(brain[-1].read_text())["optimizer_step"] == 20
 
 
 def test_table_script_resumes_without_rerunning(table_run):
@@ -151,13 +204,14 @@ def test_regression_baseline_learns_on_held_out_clips(table_run):
 
 # ------------------------------------------------------------------------------ SFT learns
 def test_sft_mos_lcc_on_held_out_clips_is_clearly_positive(tmp_path):
-    """The descriptive model itself learns MOS from audio: unseen test sentences and clips."""
+    """The descriptive model itself learns MOS from audio: unseen test sentences and clips
+    (the embedded default's policy: the shipped pretrained tiny Qwen2-Audio)."""
     out = tmp_path / "sft"
     cmd = [sys.executable, str(RECIPES / "train.py"), str(RECIPES / "hparams/alld.yaml"),
            f"--output_folder={out}", f"--corpus_folder={tmp_path / 'corpus'}",
            "--train_size=480", "--valid_size=8", "--test_size=64", "--num_workers=1",
            "--tasks=[mos]", "--run_alld=False", "--testing={models: [sft]}",
-           "--examples={warmup_fraction: 1.0}", "--sft={number_of_epochs: 7}",
+           "--examples={warmup_fraction: 1.0}", "--sft={number_of_epochs: 3}",
            "--tiny={expert_steps: 5}", "--max_new_tokens=96", "--noprogressbar"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True,
                           timeout=1800)
