@@ -216,10 +216,12 @@ class StageRunner:
         if name not in self.blocks:
             raise KeyError(f"no YAML block {name!r} in the recipe's hparams (have: "
                            f"{', '.join(sorted(self.blocks))})")
+        options = {o: effective_run_option(o, block, self.run_opts) for o in run_options}
         return fingerprint({
             "block": self.blocks[name],
-            "run_options": {o: effective_run_option(o, block, self.run_opts)
-                            for o in run_options},
+            # An unset option (None) is left out: adding one to TRAINING_RUN_OPTIONS keeps the
+            # stages made before it valid.
+            "run_options": {o: v for o, v in options.items() if v is not None},
             "inputs": [i.fingerprint if isinstance(i, StageResult) else str(i)
                        for i in inputs],
         })

@@ -301,9 +301,13 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
                 folder = out / f"seed_{seed}" / name
                 summary = read_json(folder / rel)
                 if breakdown and summary.get("ab_n"):
-                    manifest = folder / spec.get("test_manifest", "save/data/test.json")
-                    summary.update(ab_breakdown(read_items(items_path(folder / rel)),
-                                                pair_gaps(manifest)))
+                    # The pairs' gaps: the run's evaluation manifest, or its items' own.
+                    manifest = folder / spec.get("test_manifest", config.get(
+                        "test_manifest", "save/data/test.json"))
+                    items = read_items(items_path(folder / rel))
+                    gaps = (pair_gaps(manifest) if manifest.is_file() else
+                            {k: float(r["gap"]) for k, r in items.items() if "gap" in r})
+                    summary.update(ab_breakdown(items, gaps))
                 values[str(seed)] = {k: summary.get(k) for k in keys if k in summary}
             per_seed[row] = values
     results = {row: {k: aggregate({s: v.get(k) for s, v in seeds.items()})
@@ -363,7 +367,7 @@ def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
         markdown_table(table["results"], config["columns"]),
     ]
     if table.get("comparisons"):
-        lines += ["", "Paired differences on the same test items (b minus a; 95% paired "
+        lines += ["", "Paired differences on the same evaluation items (b minus a; 95% paired "
                   f"bootstrap intervals, {config.get('bootstrap', 2000)} resamples; MOS "
                   "metrics on the items both systems parsed, A/B accuracy on all pairs with "
                   "unparsed verdicts wrong; the mean of seeds resamples each seed's items):",

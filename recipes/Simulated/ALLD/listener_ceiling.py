@@ -75,7 +75,7 @@ def ceiling(hparams):
             verdict = "A" if a > b else "B" if b > a else "tie"
             correct += verdict == entry["winner"]
             items.append({"id": f"ab:{pair_id}", "verdict_pred": verdict,
-                          "winner": entry["winner"]})
+                          "winner": entry["winner"], "gap": entry["gap"]})
         summary.update(ab_n=len(pairs), ab_accuracy=correct / len(pairs) if pairs else None)
     return summary, items
 
