@@ -159,15 +159,27 @@ def test_table_comparisons_and_ceiling_are_the_runs_numbers(table_run):
     alld = _items(seed / "joint/save/test/alld/test_alld_items.jsonl")
     both = [k for k in sft if k.startswith("mos:") and sft[k]["mos_pred"] is not None
             and alld[k]["mos_pred"] is not None]
-    target = np.array([sft[k]["mos"] for k in both])
-    mse = [float(np.mean((np.array([x[k]["mos_pred"] for k in both]) - target) ** 2))
-           for x in (sft, alld)]
-    record = table["comparisons"]["ALLD minus its warm-up"]["per_seed"]["0"]["mse"]
-    assert record["n"] == len(both)
-    assert math.isclose(record["difference"], mse[1] - mse[0], abs_tol=1e-9)
+    result = table["comparisons"]["ALLD minus its warm-up"]
+    if len(both) >= 3:  # the tiny 1-epoch models may write no parsable MOS
+        target = np.array([sft[k]["mos"] for k in both])
+        mse = [float(np.mean((np.array([x[k]["mos_pred"] for k in both]) - target) ** 2))
+               for x in (sft, alld)]
+        record = result["per_seed"]["0"]["mse"]
+        assert record["n"] == len(both)
+        assert math.isclose(record["difference"], mse[1] - mse[0], abs_tol=1e-9)
+        assert record["ci_low"] <= record["difference"] <= record["ci_high"]
+    else:
+        assert "mse" not in result["per_seed"]["0"] and "mse" not in result["mean"]
+    pairs = [k for k in sft if k.startswith("ab:")]
+    accuracy = [np.mean([x[k]["verdict_pred"] == x[k]["winner"] for k in pairs])
+                for x in (sft, alld)]
+    record = result["per_seed"]["0"]["ab_accuracy"]
+    assert record["n"] == len(pairs) > 0
+    assert math.isclose(record["difference"], accuracy[1] - accuracy[0], abs_tol=1e-9)
     assert record["ci_low"] <= record["difference"] <= record["ci_high"]
-    mean = table["comparisons"]["ALLD minus its warm-up"]["mean"]["mse"]
-    assert math.isclose(mean["difference"], record["difference"], abs_tol=1e-9)  # one seed
+    # One seed: the mean of seeds is that seed's difference.
+    assert math.isclose(result["mean"]["ab_accuracy"]["difference"], record["difference"],
+                        abs_tol=1e-9)
 
     import csv
     rows = [r for r in csv.DictReader(open(root / "table/corpus_0/NISQA_corpus_file.csv"))
@@ -211,7 +223,7 @@ def test_sft_mos_lcc_on_held_out_clips_is_clearly_positive(tmp_path):
            f"--output_folder={out}", f"--corpus_folder={tmp_path / 'corpus'}",
            "--train_size=480", "--valid_size=8", "--test_size=64", "--num_workers=1",
            "--tasks=[mos]", "--run_alld=False", "--testing={models: [sft]}",
-           "--examples={warmup_fraction: 1.0}", "--sft={number_of_epochs: 3}",
+           "--examples={warmup_fraction: 1.0}", "--sft={number_of_epochs: 7}",
            "--tiny={expert_steps: 5}", "--max_new_tokens=96", "--noprogressbar"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True,
                           timeout=1800)
