@@ -52,7 +52,10 @@ def test_stage(runner: StageRunner, name: str, block: Mapping[str, Any],
         The stage's YAML block name (its fingerprint hashes that block).
     block : mapping
         ``folder``, ``models``, ``policy`` (a frozen loader), ``dataloader_opts``,
-        ``mos_stats``, ``ab_stats``, ``max_new_tokens``, ``train_logger``.
+        ``mos_stats``, ``ab_stats``, ``max_new_tokens``, ``train_logger``; optionally
+        ``split`` (``test`` or ``valid``) and ``swap_ab`` (also ask every A/B pair with the
+        clips swapped: ``ab_swap_consistency`` and ``ab_swapped_accuracy`` in the summary,
+        the texts in ``test_<model>_swapped.jsonl``).
     models : mapping
         ``{model name: StageResult with a model}`` from the training stages.
     data : StageResult
