@@ -15,7 +15,7 @@ from speechbrain_alld.dataset import make_dataset
 from speechbrain_alld.durable import write_json_atomic
 from speechbrain_alld.evaluation import swap_test
 from speechbrain_alld.resume import StageResult, StageRunner
-from speechbrain_alld.table_compare import read_items
+from speechbrain_alld.stats import read_items
 from speechbrain_alld.training import loader_options, release_memory
 
 

@@ -246,3 +246,23 @@ class ExampleBatch:
 def collate_examples(examples: Sequence[Mapping[str, Any]]) -> ExampleBatch:
     """``collate_fn`` for the SpeechBrain dataloaders of this package."""
     return ExampleBatch(examples)
+
+
+def generate_for_examples(policy: Any, examples: Mapping[str, Mapping[str, Any]],
+                          keys: Sequence[str], *, max_new_tokens: int, batch_size: int = 32,
+                          swap: bool = False, desc: str = "generate", progress: bool = True
+                          ) -> dict[str, str]:
+    """Greedy texts of ``policy`` (an :class:`~speechbrain_alld.models.audio_llm.AudioLLM`)
+    for the examples ``keys`` of a manifest, in batches; ``swap`` reverses each example's clips
+    (an A/B pair asked the other way round)."""
+    from tqdm.auto import tqdm
+
+    texts: dict[str, str] = {}
+    for start in tqdm(range(0, len(keys), batch_size), desc=desc, disable=not progress):
+        chunk = list(keys[start:start + batch_size])
+        audios = [[load_waveform(w, policy.sampling_rate)
+                   for w in (reversed(examples[k]["wavs"]) if swap else examples[k]["wavs"])]
+                  for k in chunk]
+        texts.update(zip(chunk, policy.generate(
+            audios, [examples[k]["instruction"] for k in chunk], max_new_tokens=max_new_tokens)))
+    return texts

@@ -257,7 +257,7 @@ def swap_test(policy: Any, manifest: str | Path, verdicts: Mapping[str, str | No
         Per pair: id, the swapped text, its verdict, the swapped order's winner.
     """
     from speechbrain_alld.comparison import swap_consistency
-    from speechbrain_alld.dataset import load_waveform
+    from speechbrain_alld.dataset import generate_for_examples
     from speechbrain_alld.parsing import parse_verdict
 
     entries = read_json(Path(manifest), "test manifest")
@@ -267,16 +267,11 @@ def swap_test(policy: Any, manifest: str | Path, verdicts: Mapping[str, str | No
         raise ValueError(f"{len(missing)} A/B pair(s) of {manifest} have no test verdict, "
                          f"e.g. {missing[0]!r}")
     flip = {"A": "B", "B": "A", "tie": "tie"}
-    records = []
-    for start in tqdm(range(0, len(keys), batch_size), desc="A/B swapped", disable=not progress):
-        chunk = keys[start:start + batch_size]
-        audios = [[load_waveform(w, policy.sampling_rate) for w in reversed(entries[k]["wavs"])]
-                  for k in chunk]
-        texts = policy.generate(audios, [entries[k]["instruction"] for k in chunk],
-                                max_new_tokens=max_new_tokens)
-        for k, text in zip(chunk, texts):
-            records.append({"id": k, "text": text, "verdict_pred": parse_verdict(text),
-                            "winner": flip[entries[k]["winner"]]})
+    texts = generate_for_examples(policy, entries, keys, max_new_tokens=max_new_tokens,
+                                  batch_size=batch_size, swap=True, desc="A/B swapped",
+                                  progress=progress)
+    records = [{"id": k, "text": texts[k], "verdict_pred": parse_verdict(texts[k]),
+                "winner": flip[entries[k]["winner"]]} for k in keys]
     swapped = [r["verdict_pred"] for r in records]
     summary = {"ab_swap_n": len(records),
                "ab_swap_consistency": (swap_consistency([verdicts[k] for k in keys], swapped)

@@ -129,9 +129,8 @@ def generate_held_out(model_folder: str | Path, manifest: str | Path, *, max_new
     (condition: :func:`~speechbrain_alld.simulation.generic_tasks.condition_scores`;
     transcribe: sacreBLEU chrF against the sentence)."""
     import sacrebleu
-    from tqdm.auto import tqdm
 
-    from speechbrain_alld.dataset import load_waveform
+    from speechbrain_alld.dataset import generate_for_examples
     from speechbrain_alld.models.audio_llm import AudioLLM
     from speechbrain_alld.simulation.generic_tasks import condition_scores
 
@@ -139,15 +138,9 @@ def generate_held_out(model_folder: str | Path, manifest: str | Path, *, max_new
     policy = AudioLLM.from_pretrained(str(model_folder), finetune="frozen",
                                       train_projector=False)
     keys = sorted(examples, key=lambda k: (examples[k]["item_id"], k))[:max_items]
-    texts: dict[str, str] = {}
-    for start in tqdm(range(0, len(keys), batch_size), desc="held-out generation",
-                      disable=not progress):
-        chunk = keys[start:start + batch_size]
-        audios = [[load_waveform(w, policy.sampling_rate) for w in examples[k]["wavs"]]
-                  for k in chunk]
-        out = policy.generate(audios, [examples[k]["instruction"] for k in chunk],
-                              max_new_tokens=max_new_tokens)
-        texts.update(zip(chunk, out))
+    texts = generate_for_examples(policy, examples, keys, max_new_tokens=max_new_tokens,
+                                  batch_size=batch_size, desc="held-out generation",
+                                  progress=progress)
     result: dict[str, Any] = {}
     for task in sorted({ex["task"] for ex in examples.values()}):
         ids = [k for k in keys if examples[k]["task"] == task]

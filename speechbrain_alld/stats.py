@@ -7,8 +7,10 @@ model's predictions) and summarise them at its end with :mod:`speechbrain_alld.m
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -295,3 +297,19 @@ class RegressionStats:
         return [{"id": i, **{f"{n}_pred": p[c] for c, n in enumerate(self.names)},
                  **{n: self._known(t, n) for n in self.names}}
                 for i, p, t in zip(self.ids, self.predictions, self.targets)]
+
+
+def read_items(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A test items file by item id; a regression run's plain clip ids become ``mos:<id>``."""
+    out: dict[str, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                key = str(row["id"])
+            except (json.JSONDecodeError, KeyError, TypeError, IndexError) as err:
+                raise ValueError(f"{path}, line {line_no}: not an item record ({err})") from None
+            out[key if key.startswith(("mos:", "ab:")) else f"mos:{key}"] = row
+    return out

@@ -26,13 +26,13 @@ from tqdm.auto import tqdm
 
 from speechbrain_alld.corpora.prepare import read_json
 from speechbrain_alld.durable import write_json_atomic
+from speechbrain_alld.stats import read_items
 from speechbrain_alld.table_compare import (
     ab_breakdown,
     compare_systems,
     comparison_markdown,
     items_path,
     pair_gaps,
-    read_items,
 )
 
 START_MARKER = "<!-- table:start -->"

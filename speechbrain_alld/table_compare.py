@@ -38,22 +38,6 @@ def items_path(summary_path: str | Path) -> Path:
     return path.with_name(path.name[: -len("_summary.json")] + "_items.jsonl")
 
 
-def read_items(path: str | Path) -> dict[str, dict[str, Any]]:
-    """A test items file by item id; a regression run's plain clip ids become ``mos:<id>``."""
-    out: dict[str, dict[str, Any]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                key = str(row["id"])
-            except (json.JSONDecodeError, KeyError, TypeError, IndexError) as err:
-                raise ValueError(f"{path}, line {line_no}: not an item record ({err})") from None
-            out[key if key.startswith(("mos:", "ab:")) else f"mos:{key}"] = row
-    return out
-
-
 def pair_gaps(test_manifest: str | Path) -> dict[str, float]:
     """``{"ab:<pair id>": |delta MOS|}`` from a run's test example manifest."""
     entries = json.loads(Path(test_manifest).read_text(encoding="utf-8"))

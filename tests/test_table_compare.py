@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from speechbrain_alld.stats import read_items
 from speechbrain_alld.table_compare import (
     ab_breakdown,
     compare_systems,
@@ -14,7 +15,6 @@ from speechbrain_alld.table_compare import (
     format_difference,
     items_path,
     pair_gaps,
-    read_items,
 )
 
 # --- files ----------------------------------------------------------------------------------

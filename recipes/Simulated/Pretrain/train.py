@@ -36,38 +36,15 @@ from speechbrain_alld.resume import StageRunner, debug_overrides, yaml_blocks
 from speechbrain_alld.simulation import simulate_corpus
 
 
-def examples_stage(runner, name, block):
-    """The pretraining example manifests (their input: the pool's corpus CSV)."""
+def run_stage(runner, name, block, fn, args, inputs, skip=(), **extra):
+    """A stage of its YAML block: ``fn(*args, **block minus folder and skip, **extra)`` on the
+    main process, skipped when it finished with the same block and inputs."""
     folder = Path(block["folder"])
-    fp, done = runner.lookup(name, block, folder, inputs=[file_fingerprint(block["corpus_csv"])])
+    fp, done = runner.lookup(name, block, folder, inputs=inputs)
     if done is not None:
         return done
-    kwargs = {k: v for k, v in block.items() if k not in ("folder", "corpus_csv")}
-    info = run_on_main(write_pretraining_examples, args=[block["corpus_csv"], folder],
-                       kwargs=kwargs)
-    return runner.finish(name, folder, fp, info)
-
-
-def init_stage(runner, name, block, data):
-    """Tokenizer (generic texts) and the randomly initialised tiny policy."""
-    folder = Path(block["folder"])
-    fp, done = runner.lookup(name, block, folder, inputs=[data])
-    if done is not None:
-        return done
-    kwargs = {k: v for k, v in block.items() if k != "folder"}
-    info = run_on_main(init_pretraining_policy, args=[data["sft_train"], folder], kwargs=kwargs)
-    return runner.finish(name, folder, fp, info)
-
-
-def heldout_stage(runner, name, block, model, data):
-    """Greedy generation on held-out clips of the pool, scored per task."""
-    folder = Path(block["folder"])
-    fp, done = runner.lookup(name, block, folder, inputs=[model, data])
-    if done is not None:
-        return done
-    kwargs = {k: v for k, v in block.items() if k != "folder"}
-    info = run_on_main(generate_held_out, args=[model["model"], data["heldout"]],
-                       kwargs={**kwargs, "progress": runner.progress})
+    kwargs = {k: v for k, v in block.items() if k not in ("folder", *skip)}
+    info = run_on_main(fn, args=args, kwargs={**kwargs, **extra})
     return runner.finish(name, folder, fp, info)
 
 
@@ -88,10 +65,18 @@ if __name__ == "__main__":
         "progress": not run_opts.get("noprogressbar", False)})
 
     runner = StageRunner(yaml_blocks(hparams_file, overrides), run_opts)
-    data = examples_stage(runner, "examples", hparams["examples"])
-    init = init_stage(runner, "init", hparams["init"], data)
+    # Examples of the pool (input: its corpus CSV), the tokenizer and the random-init policy,
+    # pretraining (the SFT stage), greedy generation on the held-out clips.
+    block = hparams["examples"]
+    data = run_stage(runner, "examples", block, write_pretraining_examples,
+                     [block["corpus_csv"], block["folder"]],
+                     [file_fingerprint(block["corpus_csv"])], skip=("corpus_csv",))
+    init = run_stage(runner, "init", hparams["init"], init_pretraining_policy,
+                     [data["sft_train"], hparams["init"]["folder"]], [data])
     model = sft_stage(runner, "pretrain", hparams["pretrain"], data)
-    heldout = heldout_stage(runner, "heldout", hparams["heldout"], model, data)
+    heldout = run_stage(runner, "heldout", hparams["heldout"], generate_held_out,
+                        [model["model"], data["heldout"]], [model, data],
+                        progress=runner.progress)
 
     block = hparams["pretrain"]
     steps = -(-data["n_train"] // block["batch_size"]) * block["number_of_epochs"]
