@@ -21,7 +21,7 @@ from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_alld.brain import ALLDBrain
-from speechbrain_alld.dataset import collate_examples, make_dataset
+from speechbrain_alld.dataset import collate_examples, make_dataset, task_batch_sampler
 from speechbrain_alld.hub import hub_offline, resolve_dtype
 from speechbrain_alld.memory_plan import (
     RUNTIME_RESERVE,
@@ -208,8 +208,17 @@ def fit_policy(
     else:
         checkpointer.add_recoverable("policy", policy)
     grad_accum = int(effective_run_option("grad_accumulation_factor", block, run_opts))
-    batch_size = int(block["train_dataloader_opts"]["batch_size"])
-    steps_per_epoch = math.ceil(len(train) / world_size() / batch_size / grad_accum)
+    train_opts = loader_options(block["train_dataloader_opts"])
+    batch_size = int(train_opts["batch_size"])
+    sampler = None
+    if train_opts.pop("group_by_task", False):
+        sampler = task_batch_sampler(train, batch_size,
+                                     int(os.environ.get("SB_GLOBAL_SEED", 563375142)))
+        for key in ("batch_size", "shuffle", "drop_last"):
+            train_opts.pop(key, None)
+        train_opts["batch_sampler"] = sampler
+    batches = len(sampler) if sampler is not None else len(train) / batch_size
+    steps_per_epoch = math.ceil(batches / world_size() / grad_accum)
     total_steps = steps_per_epoch * counter.limit
     limit = effective_run_option("optimizer_step_limit", block, run_opts)
     if limit:  # SpeechBrain stops there; the schedule ends there too
@@ -217,8 +226,10 @@ def fit_policy(
     hparams = {**block, "stage": stage, "total_steps": total_steps, "reference": reference}
     brain = ALLDBrain(modules={"policy": policy}, opt_class=block["opt_class"], hparams=hparams,
                       run_opts=run_opts, checkpointer=checkpointer)
+    if sampler is not None:
+        brain.train_sampler = sampler  # SpeechBrain calls its set_epoch (a wrapper's, in DDP)
     brain.fit(counter, train, valid,
-              train_loader_kwargs=loader_options(block["train_dataloader_opts"]),
+              train_loader_kwargs=train_opts,
               valid_loader_kwargs=loader_options(block["valid_dataloader_opts"]))
     checkpointer.recover_if_possible(min_key="loss")
     # The YAML's checkpointer outlives the stage: hand back what the stage added to it (the

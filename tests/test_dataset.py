@@ -116,3 +116,24 @@ def test_bad_audio_is_named(tmp_path):
     sf.write(str(empty), np.zeros(0), 16000)
     with pytest.raises(ValueError, match="empty audio file"):
         load_waveform(str(empty), 16000)
+
+
+def test_task_batch_sampler_is_a_reproducible_permutation_per_epoch():
+    from speechbrain_alld.dataset import TaskBatchSampler
+
+    tasks = ["mos"] * 7 + ["ab"] * 5
+    sampler = TaskBatchSampler(tasks, batch_size=3, seed=4)
+    orders = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 3 + 2
+        assert sorted(i for b in batches for i in b) == list(range(12))
+        assert all(len({tasks[i] for i in b}) == 1 and 1 <= len(b) <= 3 for b in batches)
+        orders.append(batches)
+    assert orders[0] != orders[1] != orders[2]
+    again = TaskBatchSampler(tasks, batch_size=3, seed=4)
+    again.set_epoch(1)
+    assert list(again) == orders[1]
+    with pytest.raises(ValueError, match="batch_size"):
+        TaskBatchSampler(tasks, batch_size=0)

@@ -260,3 +260,56 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tokenizer):
         grads.append(policy.core_model.lm_head.weight.grad.clone())
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_feature_cache_gives_the_processors_own_features_and_computes_each_clip_once(tokenizer):
+    from speechbrain_alld.models.audio_cache import FeatureCache
+
+    plain = _policy(tokenizer, finetune="full")
+    cached = _policy(tokenizer, finetune="full", feature_cache_clips=3)
+    clips = [_audio(1.5, 0), _audio(0.7, 1), _audio(2.0, 2)]
+    audios = [[clips[0]], [clips[1], clips[2]]]
+    instr = [INSTR, "Compare <audio> and <audio>"]
+    want = plain.prepare_batch(audios, instr, ["MOS: 3.4", "B"])
+    for _ in range(2):  # a miss, then every clip from the cache
+        got = cached.prepare_batch(audios, instr, ["MOS: 3.4", "B"])
+        assert got.keys() == want.keys()
+        for k in want:
+            assert torch.equal(got[k], want[k]), k
+    cache = cached.feature_cache
+    assert (cache.misses, cache.hits, len(cache)) == (3, 3, 3)
+    assert cached.processor.feature_extractor is cache.extractor  # restored after the call
+    cached.prepare_batch([[_audio(1.0, 3)]], [INSTR])  # a fourth clip evicts the oldest
+    assert len(cache) == 3 and cache.misses == 4
+    cached.prepare_batch([[clips[0]]], [INSTR])
+    assert cache.misses == 5  # clips[0] was the least recently used
+    fe = plain.processor.feature_extractor
+    fe.dither = 1e-3
+    with pytest.raises(ValueError, match="dither"):
+        FeatureCache(fe, 4)
+
+
+def test_encoder_cache_gives_the_same_logits_and_gradients_and_needs_a_frozen_encoder(tokenizer):
+    plain = _policy(tokenizer, finetune="full")
+    cached = _policy(tokenizer, finetune="full", encoder_cache_clips=8)
+    cached.load_state_dict(plain.state_dict())
+    audios = [[_audio(1.5, 0)], [_audio(0.7, 1), _audio(2.0, 2)]]
+    instr = [INSTR, "Compare <audio> and <audio>"]
+    batch = plain.prepare_batch(audios, instr, ["MOS: 3.4", "B"])
+    plain.sft_loss(batch).backward()
+    for _ in range(2):
+        cached.zero_grad()
+        cached.sft_loss(batch).backward()
+        for (name, p), q in zip(plain.named_parameters(), cached.parameters()):
+            assert (p.grad is None) == (q.grad is None), name
+            if p.grad is not None:
+                torch.testing.assert_close(q.grad, p.grad, msg=name)
+    assert (cached.encoder_cache.misses, cached.encoder_cache.hits) == (3, 3)
+    # ALLD's batches: two copies of the clips, encoded once, from the cache.
+    pair = plain.prepare_batch(audios + audios, instr + instr, ["MOS: 3.4", "B", "MOS: 1", "A"])
+    pair["audio_repeats"] = 2
+    torch.testing.assert_close(cached(pair), plain(pair))
+    assert cached.encoder_cache.hits == 6
+    assert "forward" not in vars(cached.core_model.model.audio_tower)  # unwrapped after use
+    with pytest.raises(ValueError, match="frozen encoder"):
+        _policy(tokenizer, finetune="full", train_encoder=True, encoder_cache_clips=8)

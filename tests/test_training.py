@@ -366,3 +366,36 @@ def test_sampling_resumes_with_the_same_samples(full_run, tmp_path):
     resumed = sample_rejected(policy, items, tmp_path / "b.jsonl", **settings)
     assert resumed == straight
     assert all(len(v["samples"]) == 2 for v in resumed.values())
+
+
+def test_task_grouped_batches_hold_one_task_each_and_set_the_schedule(full_run, tmp_path):
+    out, _, _ = full_run
+    items = load_descriptions(out / "descriptions", "NISQA_TRAIN_SIM", ["mos", "ab"])
+    mos = sorted(k for k in items if k.startswith("mos:"))[:5]
+    ab = sorted(k for k in items if k.startswith("ab:"))[:3]
+    train = write_examples(tmp_path / "train.json",
+                           sft_examples(items, mos + ab, variants=["default"]))
+    policy = _policy(out / "save" / "tiny" / "policy_init", finetune="full")
+    clips_per_batch = []
+    prepare = policy.prepare_batch
+
+    def recording_prepare(audios, *args, **kwargs):
+        if policy.training:
+            clips_per_batch.append(sorted({len(a) for a in audios}))
+        return prepare(audios, *args, **kwargs)
+
+    policy.prepare_batch = recording_prepare
+    (tmp_path / "grouped").mkdir()
+    block = _block(tmp_path / "grouped", 2, 1e-3, 2)
+    block["train_dataloader_opts"] = {"batch_size": 2, "shuffle": True, "group_by_task": True}
+    brain = fit_policy("sft", policy, block, {"noprogressbar": True}, train, train)
+    per_epoch = 3 + 2  # ceil(5 MOS / 2) + ceil(3 A/B / 2)
+    assert brain.hparams.total_steps == 2 * per_epoch  # not ceil(8 / 2) per epoch
+    assert len(clips_per_batch) == 2 * per_epoch
+    assert all(len(c) == 1 for c in clips_per_batch)  # never MOS and A/B in one batch
+    assert sorted(map(tuple, clips_per_batch)) == [(1,)] * 6 + [(2,)] * 4
+    sampler = brain.train_sampler
+    assert sampler.epoch == 2  # SpeechBrain moved the sampler on to each epoch
+    last = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != last  # each epoch its own order

@@ -28,6 +28,12 @@ from speechbrain_alld.hub import (
     stop_token_ids,
 )
 from speechbrain_alld.losses import IGNORE_INDEX, sequence_logprobs, sft_loss
+from speechbrain_alld.models.audio_cache import (
+    FeatureCache,
+    LRUStore,
+    cached_encoder,
+    shared_audio,
+)
 from speechbrain_alld.models.chat import instruction_to_content, waveform_array
 from speechbrain_alld.models.checkpoint_io import load_merged_model, save_weights
 
@@ -51,6 +57,10 @@ class AudioLLM(torch.nn.Module):
     train_encoder: train the audio encoder (``audio_tower``); frozen otherwise.
     gradient_checkpointing: trade compute for memory in the language model.
     system_prompt: the system message; ``None`` keeps the chat template's default.
+    feature_cache_clips: keep the log-mel features of this many clips
+        (:class:`~speechbrain_alld.models.audio_cache.FeatureCache`); 0: compute every time.
+    encoder_cache_clips: with a frozen encoder, keep its output for this many clips
+        (:func:`~speechbrain_alld.models.audio_cache.cached_encoder`); 0: encode every time.
     """
 
     def __init__(
@@ -67,6 +77,8 @@ class AudioLLM(torch.nn.Module):
         train_encoder: bool = False,
         gradient_checkpointing: bool = False,
         system_prompt: str | None = None,
+        feature_cache_clips: int = 0,
+        encoder_cache_clips: int = 0,
     ) -> None:
         super().__init__()
         if finetune not in FINETUNE_MODES:
@@ -81,6 +93,7 @@ class AudioLLM(torch.nn.Module):
         fe.nb_max_frames = fe.n_samples // fe.hop_length
         self.sampling_rate = int(fe.sampling_rate)
         self.window_seconds = processor.feature_extractor.n_samples / self.sampling_rate
+        self.feature_cache = FeatureCache(fe, feature_cache_clips) if feature_cache_clips else None
         # Responses end with the chat's end of turn; generation stops on it and on every EOS id
         # of the checkpoint. The checkpoint's own sampling defaults are kept aside and replaced
         # by a neutral config, so generate() (and a saved model) decodes only as asked.
@@ -109,6 +122,10 @@ class AudioLLM(torch.nn.Module):
             p.requires_grad_(train_projector or finetune == "full")
         for p in core.model.audio_tower.parameters():
             p.requires_grad_(train_encoder)
+        if encoder_cache_clips and train_encoder:
+            raise ValueError("encoder_cache_clips needs a frozen encoder (train_encoder=False): "
+                             "a trained encoder's output changes every step")
+        self.encoder_cache = LRUStore(encoder_cache_clips) if encoder_cache_clips else None
         # Trainable weights stored in bf16/fp16 lose most small optimiser updates: keep them
         # in fp32 and run the model under autocast in its original half precision instead.
         self.compute_dtype: torch.dtype | None = None
@@ -203,7 +220,7 @@ class AudioLLM(torch.nn.Module):
             if w.size == 0:
                 raise ValueError("empty waveform in the batch")
         device_type = self.device.type if self.device.type in ("cuda", "cpu") else "cpu"
-        with torch.autocast(device_type=device_type, enabled=False):
+        with torch.autocast(device_type=device_type, enabled=False), self._cached_features():
             enc = self.processor(text=prompts, audio=flat, sampling_rate=self.sampling_rate,
                                  return_tensors="pt", padding=True)
         rows = [ids[mask.bool()].tolist() for ids, mask in zip(enc["input_ids"],
@@ -234,6 +251,18 @@ class AudioLLM(torch.nn.Module):
             batch["labels"] = labels
         return {k: v.to(self.device) for k, v in batch.items()}
 
+    @contextlib.contextmanager
+    def _cached_features(self) -> Any:
+        """While active, the processor takes its features from :attr:`feature_cache`."""
+        if self.feature_cache is None:
+            yield
+            return
+        self.processor.feature_extractor = self.feature_cache
+        try:
+            yield
+        finally:
+            self.processor.feature_extractor = self.feature_cache.extractor
+
     # ----------------------------------------------------------------- scoring
     def _autocast(self) -> Any:
         """Autocast to the model's half precision when it has one (fp32 master weights)."""
@@ -254,33 +283,10 @@ class AudioLLM(torch.nn.Module):
         inputs["input_features"] = features.to(self._encoder_dtype())
         # The core model (LoRA layers are injected in it) rather than peft's wrapper: an
         # FSDP-sharded policy gathers its weights in the core model's forward hooks.
-        with self._autocast(), self._shared_audio(repeats):
-            return self.core_model(**inputs, use_cache=False).logits
-
-    @contextlib.contextmanager
-    def _shared_audio(self, repeats: int) -> Any:
-        """While active, the audio tower encodes the first ``1 / repeats`` of its batch and
-        repeats the result (transformers' own merge of audio and text then runs unchanged)."""
-        if repeats == 1:
-            yield
-            return
         tower = self.core_model.model.audio_tower
-        encode = tower.forward
-
-        def encode_once(input_features: torch.Tensor, attention_mask: Any = None, **kwargs: Any):
-            n = input_features.shape[0]
-            if n % repeats:
-                raise ValueError(f"audio_repeats={repeats} does not divide {n} clips")
-            mask = attention_mask[: n // repeats] if attention_mask is not None else None
-            out = encode(input_features[: n // repeats], attention_mask=mask, **kwargs)
-            out.last_hidden_state = out.last_hidden_state.repeat(repeats, 1, 1)
-            return out
-
-        tower.forward = encode_once
-        try:
-            yield
-        finally:
-            del tower.forward  # back to the class's method
+        with self._autocast(), cached_encoder(tower, self.encoder_cache), \
+                shared_audio(tower, repeats):
+            return self.core_model(**inputs, use_cache=False).logits
 
     def _encoder_dtype(self) -> torch.dtype:
         return next(self.core_model.model.audio_tower.parameters()).dtype
