@@ -276,6 +276,10 @@ class TaskBatchSampler(torch.utils.data.Sampler):
 
 def task_batch_sampler(dataset: Any, batch_size: int, seed: int = 0) -> TaskBatchSampler:
     """A :class:`TaskBatchSampler` over a dataset from :func:`make_dataset`."""
+    missing = [i for i in dataset.data_ids if "task" not in dataset.data[i]]
+    if missing:
+        raise ValueError(f"group_by_task needs a 'task' field in every example; {len(missing)} "
+                         f"of {len(dataset.data_ids)} have none (first: {missing[0]!r})")
     return TaskBatchSampler([dataset.data[i]["task"] for i in dataset.data_ids], batch_size, seed)
 
 

@@ -137,3 +137,15 @@ def test_task_batch_sampler_is_a_reproducible_permutation_per_epoch():
     assert list(again) == orders[1]
     with pytest.raises(ValueError, match="batch_size"):
         TaskBatchSampler(tasks, batch_size=0)
+
+
+def test_task_grouping_names_an_example_without_a_task():
+    import speechbrain as sb
+
+    from speechbrain_alld.dataset import task_batch_sampler
+
+    data = sb.dataio.dataset.DynamicItemDataset({"a": {"task": "mos"}, "b": {"wavs": []}})
+    with pytest.raises(ValueError, match=r"1 of 2 have none \(first: 'b'\)"):
+        task_batch_sampler(data, 2)
+    data = sb.dataio.dataset.DynamicItemDataset({"a": {"task": "mos"}, "b": {"task": "ab"}})
+    assert sorted(map(tuple, task_batch_sampler(data, 2))) == [(0,), (1,)]
