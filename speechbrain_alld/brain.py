@@ -34,6 +34,7 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_alld.dataset import TaskBatchSampler
 from speechbrain_alld.durable import write_json_atomic, write_text_atomic
 from speechbrain_alld.losses import regression_loss, sequence_logprobs, sft_loss
 from speechbrain_alld.resume import world_size
@@ -178,6 +179,14 @@ class ALLDBrain(_ScheduledBrain):
 
     def _optimizer_hooks(self) -> dict[str, Any]:
         return sharded_optimizer_hooks(self.policy) if self.policy.sharded else {}
+
+    def _train_loader_specifics(self, dataset, loader_kwargs):
+        # A task-grouped sampler is already this process's share of the batches: SpeechBrain's
+        # DistributedSamplerWrapper would split it again (and breaks on a one-batch share).
+        if isinstance(loader_kwargs.get("batch_sampler"), TaskBatchSampler):
+            self.train_sampler = loader_kwargs["batch_sampler"]  # set_epoch each epoch
+            return loader_kwargs
+        return super()._train_loader_specifics(dataset, loader_kwargs)
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
         if stage != sb.Stage.TRAIN:

@@ -230,11 +230,16 @@ class TaskBatchSampler(torch.utils.data.Sampler):
     (SpeechBrain calls :meth:`set_epoch`); the same ``seed`` and epoch give the same batches,
     so a run resumed mid-epoch sees the rest of the same epoch.
 
+    Under DDP / FSDP every process draws the same batches and keeps every ``num_replicas``-th
+    from ``rank`` on, the list first padded with its own first batches to a multiple of
+    ``num_replicas`` (as ``DistributedSampler`` pads), so each process steps as often.
+
     Arguments
     ---------
     tasks: the task of each example, in the dataset's order.
     batch_size: examples per batch (each task's last batch may be smaller).
     seed: the shuffling seed.
+    num_replicas, rank: the processes sharing the epoch, and this one.
 
     Example
     -------
@@ -246,9 +251,14 @@ class TaskBatchSampler(torch.utils.data.Sampler):
     True
     """
 
-    def __init__(self, tasks: Sequence[str], batch_size: int, seed: int = 0) -> None:
+    def __init__(self, tasks: Sequence[str], batch_size: int, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not one of {num_replicas} processes")
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
         self.groups: dict[str, list[int]] = {}
         for index, task in enumerate(tasks):
             self.groups.setdefault(task, []).append(index)
@@ -260,7 +270,8 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return sum(-(-len(g) // self.batch_size) for g in self.groups.values())
+        total = sum(-(-len(g) // self.batch_size) for g in self.groups.values())
+        return -(-total // self.num_replicas)
 
     def __iter__(self) -> Any:
         rng = random.Random(f"{self.seed}:{self.epoch}")
@@ -271,16 +282,22 @@ class TaskBatchSampler(torch.utils.data.Sampler):
             batches += [order[k:k + self.batch_size]
                         for k in range(0, len(order), self.batch_size)]
         rng.shuffle(batches)
+        if self.num_replicas > 1:
+            total = -(-len(batches) // self.num_replicas) * self.num_replicas
+            padded = [batches[k % len(batches)] for k in range(total)]
+            batches = padded[self.rank::self.num_replicas]
         return iter(batches)
 
 
-def task_batch_sampler(dataset: Any, batch_size: int, seed: int = 0) -> TaskBatchSampler:
+def task_batch_sampler(dataset: Any, batch_size: int, seed: int = 0, num_replicas: int = 1,
+                       rank: int = 0) -> TaskBatchSampler:
     """A :class:`TaskBatchSampler` over a dataset from :func:`make_dataset`."""
     missing = [i for i in dataset.data_ids if "task" not in dataset.data[i]]
     if missing:
         raise ValueError(f"group_by_task needs a 'task' field in every example; {len(missing)} "
                          f"of {len(dataset.data_ids)} have none (first: {missing[0]!r})")
-    return TaskBatchSampler([dataset.data[i]["task"] for i in dataset.data_ids], batch_size, seed)
+    return TaskBatchSampler([dataset.data[i]["task"] for i in dataset.data_ids], batch_size, seed,
+                            num_replicas, rank)
 
 
 class ExampleBatch:

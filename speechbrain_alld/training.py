@@ -33,7 +33,7 @@ from speechbrain_alld.memory_plan import (
     memory_plan,
 )
 from speechbrain_alld.models.audio_llm import AudioLLM
-from speechbrain_alld.resume import effective_run_option, world_size
+from speechbrain_alld.resume import effective_run_option, rank_world, world_size
 from speechbrain_alld.sharding import (
     FSDPConfig,
     distributed_mode,
@@ -210,15 +210,17 @@ def fit_policy(
     grad_accum = int(effective_run_option("grad_accumulation_factor", block, run_opts))
     train_opts = loader_options(block["train_dataloader_opts"])
     batch_size = int(train_opts["batch_size"])
-    sampler = None
     if train_opts.pop("group_by_task", False):
+        rank, world = rank_world()
         sampler = task_batch_sampler(train, batch_size,
-                                     int(os.environ.get("SB_GLOBAL_SEED", 563375142)))
+                                     int(os.environ.get("SB_GLOBAL_SEED", 563375142)),
+                                     num_replicas=world, rank=rank)
         for key in ("batch_size", "shuffle", "drop_last"):
             train_opts.pop(key, None)
-        train_opts["batch_sampler"] = sampler
-    batches = len(sampler) if sampler is not None else len(train) / batch_size
-    steps_per_epoch = math.ceil(batches / world_size() / grad_accum)
+        train_opts["batch_sampler"] = sampler  # this process's share (ALLDBrain keeps it)
+        steps_per_epoch = math.ceil(len(sampler) / grad_accum)
+    else:
+        steps_per_epoch = math.ceil(len(train) / world_size() / batch_size / grad_accum)
     total_steps = steps_per_epoch * counter.limit
     limit = effective_run_option("optimizer_step_limit", block, run_opts)
     if limit:  # SpeechBrain stops there; the schedule ends there too
@@ -226,8 +228,6 @@ def fit_policy(
     hparams = {**block, "stage": stage, "total_steps": total_steps, "reference": reference}
     brain = ALLDBrain(modules={"policy": policy}, opt_class=block["opt_class"], hparams=hparams,
                       run_opts=run_opts, checkpointer=checkpointer)
-    if sampler is not None:
-        brain.train_sampler = sampler  # SpeechBrain calls its set_epoch (a wrapper's, in DDP)
     brain.fit(counter, train, valid,
               train_loader_kwargs=train_opts,
               valid_loader_kwargs=loader_options(block["valid_dataloader_opts"]))

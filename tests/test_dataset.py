@@ -149,3 +149,21 @@ def test_task_grouping_names_an_example_without_a_task():
         task_batch_sampler(data, 2)
     data = sb.dataio.dataset.DynamicItemDataset({"a": {"task": "mos"}, "b": {"task": "ab"}})
     assert sorted(map(tuple, task_batch_sampler(data, 2))) == [(0,), (1,)]
+
+
+def test_task_batch_sampler_shares_an_epoch_between_processes():
+    from speechbrain_alld.dataset import TaskBatchSampler
+
+    tasks = ["mos"] * 7 + ["ab"] * 3  # 3 + 1 batches of 3
+    whole = TaskBatchSampler(tasks, batch_size=3, seed=1)
+    for world in (2, 3, 5):
+        shares = [list(TaskBatchSampler(tasks, 3, seed=1, num_replicas=world, rank=r))
+                  for r in range(world)]
+        n = -(-4 // world)
+        assert [len(s) for s in shares] == [n] * world  # every process steps as often
+        assert len(TaskBatchSampler(tasks, 3, seed=1, num_replicas=world)) == n
+        interleaved = [b for k in range(n) for s in shares for b in s[k:k + 1]]
+        batches = list(whole)
+        assert interleaved == [batches[k % 4] for k in range(n * world)]  # padded by repeats
+    with pytest.raises(ValueError, match="rank 2"):
+        TaskBatchSampler(tasks, 3, num_replicas=2, rank=2)

@@ -163,9 +163,11 @@ def test_objects_of_a_block_are_changed_by_overrides_and_replaced_in_the_yaml(tm
         return hparams, StageRunner(blocks, {}).fingerprint("sft", blocks["sft"])
 
     out = f"output_folder: {tmp_path}"
-    _, base = load(RECIPES["Simulated"], out)
+    plain, base = load(RECIPES["Simulated"], out)
     hparams, fp = load(RECIPES["Simulated"], out + "\nsft: {opt_class: {weight_decay: 0.1}}")
-    assert hparams["sft"]["opt_class"].keywords == {"lr": 0.001, "weight_decay": 0.1}
+    lr = plain["sft"]["lr"]  # the block's own lr reaches the optimiser; only weight_decay moves
+    assert plain["sft"]["opt_class"].keywords == {"lr": lr, "weight_decay": 0.0}
+    assert hparams["sft"]["opt_class"].keywords == {"lr": lr, "weight_decay": 0.1}
     assert hparams["alld"]["opt_class"].keywords["weight_decay"] == 0.0
     assert fp != base
     text = RECIPES["Simulated"].read_text()
