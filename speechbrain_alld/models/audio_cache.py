@@ -76,19 +76,14 @@ class FeatureCache:
         settings = repr(sorted((k, v) for k, v in kwargs.items() if k != "return_tensors"))
         keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest()
                 + f"{c.shape[0]}{settings}".encode() for c in clips]
-        store = self.store
-        missing = [k for k, key in enumerate(keys) if key not in store]
-        if missing:
-            uncached = {k: v for k, v in kwargs.items() if k != "return_tensors"}
+        uncached = {k: v for k, v in kwargs.items() if k != "return_tensors"}
+
+        def compute(missing: list[int]) -> list[dict[str, np.ndarray]]:
             out = self.extractor([clips[k] for k in missing], return_tensors="np", **uncached)
-            for j, k in enumerate(missing):
-                store[keys[k]] = {name: np.array(v[j]) for name, v in out.items()}
-        store.misses += len(missing)
-        store.hits += len(keys) - len(missing)
-        for key in keys:
-            store.move_to_end(key)
-        rows = [store[key] for key in keys]
-        store.trim()
+            return [{name: np.array(v[j]) for name, v in out.items()}
+                    for j in range(len(missing))]
+
+        rows = self.store.get_many(keys, compute)
         data = {name: np.stack([r[name] for r in rows]) for name in rows[0]}
         return BatchFeature(data, tensor_type=kwargs.get("return_tensors"))
 
@@ -104,9 +99,22 @@ class LRUStore(OrderedDict):
         self.hits = 0
         self.misses = 0
 
-    def trim(self) -> None:
+    def get_many(self, keys: list[bytes], compute: Callable[[list[int]], list[Any]]
+                 ) -> list[Any]:
+        """The values of ``keys``; ``compute(positions)`` makes those not stored (one call,
+        for the positions in ``keys`` that missed), then the oldest beyond ``max_items`` go."""
+        missing = [i for i, key in enumerate(keys) if key not in self]
+        if missing:
+            for i, value in zip(missing, compute(missing)):
+                self[keys[i]] = value
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        for key in keys:
+            self.move_to_end(key)
+        values = [self[key] for key in keys]
         while len(self) > self.max_items:
             self.popitem(last=False)
+        return values
 
 
 @contextlib.contextmanager
@@ -188,26 +196,16 @@ def cached_encoder(tower: torch.nn.Module, store: LRUStore | None) -> Any:
             n = input_features.shape[0]
             keys = [_row_key(input_features[i], None if attention_mask is None
                              else attention_mask[i]) for i in range(n)]
-            missing = [i for i, k in enumerate(keys) if k not in store]
-            if missing:
+            def compute(missing: list[int]) -> list[torch.Tensor]:
                 idx = torch.tensor(missing, device=input_features.device)
                 mask = attention_mask[idx] if attention_mask is not None else None
                 with torch.no_grad():
                     out = encode(input_features[idx], attention_mask=mask, **kwargs)
-                for j, i in enumerate(missing):
-                    store[keys[i]] = out.last_hidden_state[j].detach()
-            store.misses += len(missing)
-            store.hits += n - len(missing)
-            for k in keys:
-                store.move_to_end(k)
-            hidden = torch.stack([store[k] for k in keys])
-            store.trim()
-            if missing:
-                out.last_hidden_state = hidden
-                return out
+                return list(out.last_hidden_state.detach().unbind(0))
+
             from transformers.modeling_outputs import BaseModelOutput
 
-            return BaseModelOutput(last_hidden_state=hidden)
+            return BaseModelOutput(last_hidden_state=torch.stack(store.get_many(keys, compute)))
         return encode_cached
 
     return _replaced_forward(tower, make)
