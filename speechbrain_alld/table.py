@@ -11,14 +11,11 @@ them. :func:`replace_section` puts the table into a README between two markers.
 from __future__ import annotations
 
 import json
-import math
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,15 @@ from tqdm.auto import tqdm
 from speechbrain_alld.corpora.prepare import read_json
 from speechbrain_alld.durable import write_json_atomic
 from speechbrain_alld.stats import read_items
+from speechbrain_alld.table_archive import (
+    archive_root,
+    archive_run,
+    check_dependencies,
+    commits_line,
+    read_records,
+    same_command,
+    stale_error,
+)
 from speechbrain_alld.table_compare import (
     ab_breakdown,
     compare_systems,
@@ -34,100 +40,16 @@ from speechbrain_alld.table_compare import (
     items_path,
     pair_gaps,
 )
-
-START_MARKER = "<!-- table:start -->"
-END_MARKER = "<!-- table:end -->"
-
-
-def aggregate(per_seed: Mapping[Any, float | None]) -> dict[str, Any]:
-    """Mean, sample standard deviation (n-1), min and max over the seeds' finite values.
-
-    ``n`` counts the finite values, ``n_missing`` the seeds without one (``None``/nan: e.g. no
-    MOS could be parsed); ``std`` is nan with fewer than two values.
-    """
-    values = [float(v) for v in per_seed.values() if v is not None and math.isfinite(float(v))]
-    out: dict[str, Any] = {"n": len(values), "n_missing": len(per_seed) - len(values)}
-    if not values:
-        return {**out, "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan}
-    return {**out, "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else math.nan,
-            "min": min(values), "max": max(values)}
-
-
-def format_value(value: float, fmt: str) -> str:
-    """``f3``/``f2``/``f1``: decimals; ``pct``: a share as percent with one decimal."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if fmt == "pct":
-        return f"{100 * value:.1f}%"
-    if fmt.startswith("f") and fmt[1:].isdigit():
-        return f"{value:.{int(fmt[1:])}f}"
-    raise ValueError(f"unknown format {fmt!r} (expected f<digits> or pct)")
-
-
-def format_cell(agg: Mapping[str, Any], fmt: str) -> str:
-    """``mean ± std`` (the std in the same format; a percent's std in points)."""
-    if agg["n"] == 0:
-        return "n/a"
-    cell = format_value(agg["mean"], fmt)
-    if agg["n"] > 1:
-        spread = format_value(agg["std"], fmt).rstrip("%")
-        cell += f" ± {spread}"
-    if agg["n_missing"]:
-        cell += f" ({agg['n']}/{agg['n'] + agg['n_missing']})"
-    return cell
-
-
-def markdown_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                   columns: Sequence[Sequence[str]]) -> str:
-    """Rows (in ``results`` order) x ``columns`` (``[header, key, format]``) of aggregates.
-
-    ``results[row][key]`` is an :func:`aggregate`; a key a row does not have shows ``–``.
-    """
-    header = "| system | " + " | ".join(c[0] for c in columns) + " |"
-    lines = [header, "|---" * (len(columns) + 1) + "|"]
-    for row, scores in results.items():
-        cells = [format_cell(scores[key], fmt) if key in scores else "–"
-                 for _, key, fmt in columns]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def replace_section(text: str, content: str, start: str = START_MARKER,
-                    end: str = END_MARKER) -> str:
-    """``text`` with what lies between ``start`` and ``end`` replaced by ``content``.
-
-    Without the markers, they and the content are appended at the end.
-    """
-    block = f"{start}\n{content.strip()}\n{end}"
-    i, j = text.find(start), text.find(end)
-    if i < 0 and j < 0:
-        return text.rstrip("\n") + "\n\n" + block + "\n"
-    if i < 0 or j < i:
-        raise ValueError(f"the text has {end!r} without a {start!r} before it")
-    return text[:i] + block + text[j + len(end):]
-
-
-def machine_description() -> str:
-    """CPU model and core count, RAM, Python and torch versions (for the table's header)."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-        ram = f", {mem:.0f} GiB RAM"
-    except (ValueError, OSError, AttributeError):
-        ram = ""
-    gpu = "no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
-    return (f"{cpu}, {os.cpu_count()} cores{ram}, {gpu}; Python {platform.python_version()}, "
-            f"torch {torch.__version__}")
+from speechbrain_alld.table_format import (  # noqa: F401 (re-exported)
+    END_MARKER,
+    START_MARKER,
+    aggregate,
+    format_cell,
+    format_value,
+    machine_description,
+    markdown_table,
+    replace_section,
+)
 
 
 def merge_overrides(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -179,9 +101,9 @@ def _override_args(overrides: Mapping[str, Any], **fields: Any) -> list[str]:
     return args
 
 
-def _run_one(config: Mapping[str, Any], name: str, seed: Any, python: str | None,
-             threads: int | None) -> tuple[list[str], float]:
-    """Start one (run, seed) as a process; returns its command and wall seconds."""
+def run_command(config: Mapping[str, Any], name: str, seed: Any,
+                python: str | None = None) -> list[str]:
+    """The command line that starts one (run, seed) of a table config."""
     spec = config["runs"][name]
     folder = Path(config["output_folder"]) / f"seed_{seed}" / name
     overrides = merge_overrides({"seed": seed, "output_folder": str(folder)},
@@ -189,9 +111,18 @@ def _run_one(config: Mapping[str, Any], name: str, seed: Any, python: str | None
                                 config.get(spec.get("budget") or "", None),
                                 spec.get("overrides"))
     recipe = Path(config["recipe_folder"])
-    cmd = [python or sys.executable, str(recipe / spec["script"]), str(recipe / spec["hparams"]),
-           *_override_args(overrides, run_folder=folder, seed=seed,
-                           output_folder=config["output_folder"]), "--noprogressbar"]
+    return [python or sys.executable, str(recipe / spec["script"]),
+            str(recipe / spec["hparams"]),
+            *_override_args(overrides, run_folder=folder, seed=seed,
+                            output_folder=config["output_folder"]), "--noprogressbar"]
+
+
+def _run_one(config: Mapping[str, Any], name: str, seed: Any, python: str | None,
+             threads: int | None) -> tuple[list[str], float]:
+    """Start one (run, seed) as a process; returns its command and wall seconds."""
+    spec = config["runs"][name]
+    folder = Path(config["output_folder"]) / f"seed_{seed}" / name
+    cmd = run_command(config, name, seed, python)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -212,6 +143,24 @@ def _run_one(config: Mapping[str, Any], name: str, seed: Any, python: str | None
     return cmd, seconds
 
 
+def _finished(config: Mapping[str, Any], where: Path, records: Mapping[str, Any], name: str,
+              seed: Any, python: str | None = None) -> bool:
+    """Whether (run, seed) finished in ``where`` (its record and every row file are there);
+    a finished run made with another command than the table's now is refused."""
+    key = f"{name}/seed_{seed}"
+    folder = where / f"seed_{seed}" / name
+    if key not in records or not all((folder / rel).is_file()
+                                     for rel in config["runs"][name]["rows"].values()):
+        return False
+    recorded = records[key].get("command")
+    command = run_command(config, name, seed, python)
+    if recorded is not None and where != Path(config["output_folder"]):
+        recorded = ["python", *recorded]  # archive records keep no interpreter
+    if recorded is not None and not same_command(recorded, command):
+        raise stale_error(key, where, recorded, command)
+    return True
+
+
 def run_table(config: Mapping[str, Any], *, python: str | None = None,
               progress: bool = True) -> dict[str, Any]:
     """Run every (run, seed) of a table config that has not finished, then aggregate.
@@ -220,7 +169,10 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
     threads (default: torch's own choice). The first run listed makes each seed's corpus, so the
     other runs of a seed start once it has finished; a run whose spec lists ``after: [names]``
     (e.g. ALLD runs that start from another run's warm-up model) waits for those runs of its
-    seed too. Writes ``runs.json`` (each
+    seed too. With ``config["archive_folder"]``, each finished run's results are also copied
+    there (:mod:`speechbrain_alld.table_archive`) and count as finished in later invocations,
+    on another machine too, as long as the table would start the run with the same command.
+    Writes ``runs.json`` (each
     run's command and wall time), ``wall.json`` (elapsed time), ``table.json`` (per-seed values
     and aggregates) and
     ``table.md`` to ``config["output_folder"]``; returns the ``table.json`` content. A failed
@@ -239,16 +191,23 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
             raise ValueError(f"table run {name!r}: 'after' names {unknown}, not other runs of "
                              f"the table ({', '.join(names)})")
 
-    def finished(name: str, seed: Any) -> bool:
-        folder = out / f"seed_{seed}" / name
-        return f"{name}/seed_{seed}" in runs_log and all(
-            (folder / rel).is_file() for rel in config["runs"][name]["rows"].values())
-
-    # The first run of a seed makes its corpus: the seed's other runs wait for it.
-    pending = [(n, s) for n in names[:1] for s in config["seeds"] if not finished(n, s)]
-    pending += [(n, s) for s in config["seeds"] for n in names[1:] if not finished(n, s)]
+    archive = archive_root(config)
+    archived = read_records(archive)
+    in_output = {(n, s): _finished(config, out, runs_log, n, s, python)
+                 for n in names for s in config["seeds"]}
+    in_archive = {(n, s): archive is not None and _finished(config, archive, archived, n, s,
+                                                             python)
+                  for n in names for s in config["seeds"]}
+    pending = [(n, s) for s in config["seeds"] for n in names[1:]
+               if not (in_output[n, s] or in_archive[n, s])]
+    # The first run of a seed makes its corpus: the seed's other runs wait for it, and it is
+    # made again (seconds) when it survives only in the archive and others must run.
+    first = [(n, s) for n in names[:1] for s in config["seeds"] if not in_output[n, s] and (
+        not in_archive[n, s] or any(seed == s for _, seed in pending))]
+    pending = first + pending
+    check_dependencies(config, pending, in_output)
     bar = tqdm(total=len(pending), desc="table runs", disable=not progress)
-    wall_path = out / "wall.json"
+    wall_path = (archive or out) / "wall.json"
     wall = read_json(wall_path) if wall_path.is_file() else {"seconds": 0.0, "invocations": 0}
     started = time.perf_counter()
     parallel = int(config.get("parallel", 1) or 1)
@@ -276,6 +235,9 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
                 previous = runs_log.get(key, {}).get("seconds", 0.0)
                 runs_log[key] = {"command": cmd, "seconds": previous + seconds}
                 write_json_atomic(runs_path, runs_log)
+                if archive is not None:
+                    archive_run(config, name, seed, out / f"seed_{seed}" / name,
+                                runs_log[key])
                 bar.update(1)
                 bar.set_postfix_str(key)
                 # Elapsed time of every invocation that ran something (resumes add up).
@@ -289,8 +251,19 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
 def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
     """Read every run's test summaries, aggregate over seeds, write table.json and table.md."""
     out = Path(config["output_folder"])
-    runs_path = out / "runs.json"
-    runs_log = read_json(runs_path) if runs_path.is_file() else {}
+    runs_log = read_records(out)
+    archive = archive_root(config)
+    archived = read_records(archive)
+    folders: dict[tuple[str, Any], Path] = {}
+    for name in config["runs"]:
+        for seed in config["seeds"]:
+            key = f"{name}/seed_{seed}"
+            if archive is not None and not _finished(config, out, runs_log, name, seed) \
+                    and _finished(config, archive, archived, name, seed):
+                folders[name, seed] = archive / f"seed_{seed}" / name
+                runs_log[key] = archived[key]
+            else:
+                folders[name, seed] = out / f"seed_{seed}" / name
     keys = [c[1] for c in config["columns"]]
     breakdown = any(k.startswith("ab_acc_") for k in keys)
     per_seed: dict[str, dict[str, dict[str, float | None]]] = {}
@@ -298,7 +271,7 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
         for row, rel in spec["rows"].items():
             values: dict[str, dict[str, float | None]] = {}
             for seed in config["seeds"]:
-                folder = out / f"seed_{seed}" / name
+                folder = folders[name, seed]
                 summary = read_json(folder / rel)
                 if breakdown and summary.get("ab_n"):
                     # The pairs' gaps: the run's evaluation manifest, or its items' own.
@@ -320,12 +293,14 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
         pairs = {}
         for seed in config["seeds"]:
             pairs[str(seed)] = tuple(
-                read_items(items_path(out / f"seed_{seed}" / run / rel))
+                read_items(items_path(folders[run, seed] / rel))
                 for run, rel in (spec["a"], spec["b"]))
         comparisons[spec["name"]] = compare_systems(
             pairs, n_resamples=int(config.get("bootstrap", 2000)))
-    wall_path = out / "wall.json"
+    wall_path = (archive or out) / "wall.json"
+    keys_run = [f"{n}/seed_{s}" for n in config["runs"] for s in config["seeds"]]
     table = {"per_seed": per_seed, "results": results, "comparisons": comparisons,
+             "commits": commits_line({**archived, **read_records(out)}, keys_run),
              "run_seconds": run_seconds,
              "total_seconds": sum(v for secs in run_seconds.values() for v in secs if v),
              "wall_seconds": read_json(wall_path)["seconds"] if wall_path.is_file() else None,
@@ -357,7 +332,8 @@ def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
         f"{config.get('threads_per_run') or 'the default number of'} thread(s); the runs' own "
         f"times add up to {_minutes(table['total_seconds'])}. Per run and seed: "
         + "; ".join(f"{name} " + " / ".join(_minutes(s) if s else "?" for s in secs)
-                    for name, secs in table["run_seconds"].items()) + ".",
+                    for name, secs in table["run_seconds"].items()) + "."
+        + (" " + table["commits"] if table.get("commits") else ""),
         "",
         "Budget: " + "; ".join(
             f"{name}: " + ", ".join(f"{k}={v}" for k, v in merge_overrides(

@@ -97,6 +97,7 @@ def table_run(tmp_path_factory):
     readme.write_text(f"# Recipe\n\nprose before\n\n{START_MARKER}\nold\n{END_MARKER}\n\nafter\n")
     cmd = [sys.executable, str(RECIPES / "run_table.py"), str(RECIPES / "hparams/table.yaml"),
            "--seeds=[0]", f"--output_folder={root / 'table'}", f"--readme={readme}",
+           f"--archive_folder={root / 'archive'}",
            f"--recipe_folder={RECIPES}", f"--common_overrides={SMALL}",
            f"--chain_overrides={CHAIN}", f"--sft_all_overrides={SFT_ALL}",
            "--regression_overrides={number_of_epochs: 15, batch_size: 8}",
@@ -202,6 +203,10 @@ def test_table_script_resumes_without_rerunning(table_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (root / "table" / "runs.json").read_text() == runs_before
     assert (root / "table" / "table.md").read_text() == table_before
+    archived = json.loads((root / "archive" / "runs.json").read_text())
+    assert set(archived) == set(json.loads(runs_before))
+    assert (root / "archive/seed_0/joint/save/test/alld/test_alld_items.jsonl").read_bytes() == \
+        (root / "table/seed_0/joint/save/test/alld/test_alld_items.jsonl").read_bytes()
 
 
 def test_regression_baseline_learns_on_held_out_clips(table_run):
@@ -258,11 +263,13 @@ def test_run_table_starts_a_seeds_runs_after_its_corpus_run(tmp_path, monkeypatc
         (folder / "s.json").write_text(json.dumps({"mos_lcc": 0.1 * seed}))
         with lock:
             log.append(("end", name, seed, time.perf_counter()))
-        return ["cmd"], 0.05
+        return table.run_command(config, name, seed, python), 0.05
 
     monkeypatch.setattr(table, "_run_one", fake_run)
     config = {"output_folder": str(tmp_path), "seeds": [0, 1, 2], "parallel": 2,
-              "runs": {n: {"rows": {f"row {n}": "s.json"}} for n in ("corpus", "b", "c")},
+              "recipe_folder": "r", "runs": {n: {"script": "t.py", "hparams": "h.yaml",
+                                                 "rows": {f"row {n}": "s.json"}}
+                                             for n in ("corpus", "b", "c")},
               "columns": [["LCC", "mos_lcc", "f3"]]}
     result = table.run_table(config, progress=False)
     ends = {(n, s): t for e, n, s, t in log if e == "end"}
