@@ -30,6 +30,7 @@ from speechbrain_alld.table_archive import (
     check_dependencies,
     commits_line,
     read_records,
+    run_test_manifest,
     same_command,
     stale_error,
 )
@@ -275,8 +276,7 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
                 summary = read_json(folder / rel)
                 if breakdown and summary.get("ab_n"):
                     # The pairs' gaps: the run's evaluation manifest, or its items' own.
-                    manifest = folder / spec.get("test_manifest", config.get(
-                        "test_manifest", "save/data/test.json"))
+                    manifest = folder / run_test_manifest(config, name)
                     items = read_items(items_path(folder / rel))
                     gaps = (pair_gaps(manifest) if manifest.is_file() else
                             {k: float(r["gap"]) for k, r in items.items() if "gap" in r})

@@ -88,6 +88,12 @@ def stale_error(key: str, where: Path, recorded: Sequence[str], command: Sequenc
         "restore the settings it was made with.")
 
 
+def run_test_manifest(config: Mapping[str, Any], name: str) -> Path:
+    """A run's test manifest, relative to its folder (the run's, else the table's, setting)."""
+    return Path(config["runs"][name].get("test_manifest", config.get(
+        "test_manifest", "save/data/test.json")))
+
+
 def archive_run(config: Mapping[str, Any], name: str, seed: Any, folder: Path,
                 record: Mapping[str, Any]) -> Path:
     """Copy what the table reads from a finished run's ``folder`` into the archive.
@@ -119,8 +125,7 @@ def archive_run(config: Mapping[str, Any], name: str, seed: Any, folder: Path,
     for rel in files:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / rel, dest / rel)
-    manifest = Path(spec.get("test_manifest", config.get("test_manifest",
-                                                         "save/data/test.json")))
+    manifest = run_test_manifest(config, name)
     if (folder / manifest).is_file():
         entries = json.loads((folder / manifest).read_text(encoding="utf-8"))
         gaps = {k: {"task": "ab", "gap": e["gap"]} for k, e in entries.items()
