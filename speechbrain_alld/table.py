@@ -300,7 +300,7 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
     wall_path = (archive or out) / "wall.json"
     keys_run = [f"{n}/seed_{s}" for n in config["runs"] for s in config["seeds"]]
     table = {"per_seed": per_seed, "results": results, "comparisons": comparisons,
-             "commits": commits_line({**archived, **read_records(out)}, keys_run),
+             "commits": commits_line({**read_records(out), **archived}, keys_run),
              "run_seconds": run_seconds,
              "total_seconds": sum(v for secs in run_seconds.values() for v in secs if v),
              "wall_seconds": read_json(wall_path)["seconds"] if wall_path.is_file() else None,
@@ -312,7 +312,8 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s"
 
 
 def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
@@ -323,9 +324,11 @@ def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
     lines = [
         f"Command: `{command}`",
         "",
-        f"Run {date} on {table['machine']}. Seeds {', '.join(str(s) for s in seeds)}; "
-        f"each cell is the mean ± standard deviation over the {len(seeds)} seeds "
-        "(a percent's spread is in points; `(k/n)`: only k seeds gave a value).",
+        f"Run {date} on {table['machine']}. "
+        + (f"Seeds {', '.join(str(s) for s in seeds)}; each cell is the mean ± standard "
+           f"deviation over the {len(seeds)} seeds (a percent's spread is in points; "
+           "`(k/n)`: only k seeds gave a value)."
+           if len(seeds) > 1 else f"Seed {seeds[0]} only, so no spread is given."),
         "",
         f"Wall time of the whole table: {_minutes(table['wall_seconds'] or 0)} with "
         f"{config.get('parallel', 1)} run(s) at a time, each with "

@@ -165,11 +165,11 @@ def format_difference(rec: Mapping[str, Any] | None, fmt: str = "f3") -> str:
 
 def comparison_markdown(comparisons: Mapping[str, Mapping[str, Any]], seeds: Sequence[Any],
                         metrics: Sequence[tuple[str, str, str]]) -> str:
-    """One row per (comparison, seed) and per comparison's mean over seeds."""
+    """One row per (comparison, seed), and per comparison's mean when there are several seeds."""
     header = ["comparison (b minus a)", "seed", *[m[0] for m in metrics]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, result in comparisons.items():
-        for s in [*map(str, seeds), "mean"]:
+        for s in [*map(str, seeds), *(["mean"] if len(seeds) > 1 else [])]:
             rec = result["mean"] if s == "mean" else result["per_seed"].get(s, {})
             cells = [format_difference(rec.get(key), fmt) for _, key, fmt in metrics]
             label = f"**{name}**" if s == "mean" else name

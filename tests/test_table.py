@@ -127,9 +127,9 @@ def test_table_script_writes_a_well_formed_table(table_run):
     assert all(line.count("|") == n_cols for line in rows)
     table_rows = [r for r in rows[1:] if not r.startswith("|---")]
     assert [r.split(" | ")[0][2:] for r in table_rows] == ROWS
-    # Five comparisons x (one seed + the mean of seeds), each a well-formed row.
+    # Five comparisons x one seed (a mean row would only repeat it), each a well-formed row.
     comparison_rows = [r for r in blocks[1][1:] if not r.startswith("|---")]
-    assert len(comparison_rows) == 5 * 2
+    assert len(comparison_rows) == 5
     assert all(r.count("|") == blocks[1][0].count("|") for r in comparison_rows)
     # The table's numbers are the runs' own test summaries.
     table = json.loads((root / "table" / "table.json").read_text())
@@ -283,3 +283,11 @@ def test_run_table_starts_a_seeds_runs_after_its_corpus_run(tmp_path, monkeypatc
     log.clear()
     table.run_table(config, progress=False)  # everything finished: nothing runs again
     assert log == []
+
+
+def test_wall_times_carry_rounded_seconds_into_the_minute():
+    from speechbrain_alld.table import _minutes
+
+    assert _minutes(3239.7) == "54 min 00 s"  # not "53 min 60 s"
+    assert _minutes(59.4) == "0 min 59 s"
+    assert _minutes(125.0) == "2 min 05 s"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import speechbrain_alld.table as table
+import speechbrain_alld.table_archive as table_archive
 from speechbrain_alld.table_compare import ab_breakdown, pair_gaps
 
 
@@ -63,9 +64,12 @@ def _config(root, **runs_overrides):
 
 def test_an_archived_table_resumes_on_a_machine_without_its_outputs(tmp_path, monkeypatch):
     log = _fake_runs(monkeypatch)
+    monkeypatch.setattr(table_archive, "git_commit", lambda cwd=".": "0123456789abcdef")
     config = _config(tmp_path)
     first = table.run_table(config, progress=False)
     assert sorted(log) == sorted((n, s) for n in ("corpus", "b", "c") for s in (0, 1))
+    # The run log in the output folder has no commit; the archive's record does, and wins.
+    assert first["commits"] == "Runs made at commit 0123456 (6)."
     archive = tmp_path / "archive"
     kept = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*") if p.is_file())
     assert "seed_0/b/model.bin" not in kept
@@ -90,7 +94,7 @@ def test_an_archived_table_resumes_on_a_machine_without_its_outputs(tmp_path, mo
     items = table.read_items(archive / "seed_1/c/test_items.jsonl")
     expected = ab_breakdown(items, pair_gaps(archive / "seed_1/c/save/data/test.json"))
     assert again["per_seed"]["row c"]["1"]["ab_acc_clear"] == expected["ab_acc_clear"]
-    assert again["commits"].startswith("Runs made at commit ")
+    assert again["commits"] == "Runs made at commit 0123456 (6)."
     text = table.report(again, config, "python run_table.py t.yaml")
     assert again["commits"] in text
 

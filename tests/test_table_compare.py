@@ -298,6 +298,9 @@ def test_comparison_markdown_shape(compared):
                                      ["partial", "2"], ["partial", "3"],
                                      ["**partial**", "mean of seeds"]]
     cell = re.compile(r"^[+-]\d+\.\d+ \[[+-]\d+\.\d+, [+-]\d+\.\d+\]$")
+    # One seed: its mean row would only repeat it.
+    one = comparison_markdown({"b vs a": compared}, [1], metrics).split("\n")
+    assert [line.split("|")[1:3] for line in one[2:]] == [[" b vs a ", " 1 "]]
     for r in rows[:5]:
         assert all(cell.match(c) for c in r[2:5]), r
         assert r[5] == "–"
