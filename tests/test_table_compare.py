@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,3 +308,41 @@ def test_comparison_markdown_shape(compared):
     assert all(c == "–" for r in rows[5:] for c in r[2:])
     assert rows[3][2] == format_difference(compared["mean"]["mse"])
     assert rows[0][4] == format_difference(compared["per_seed"]["1"]["ab_accuracy"], "pct")
+
+
+def test_compare_script_matches_a_hand_computation_on_archived_runs():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1] / "recipes/Simulated/ALLD"
+    runs = root / "runs/ablation_alld/seed_0"
+    a = runs / "warmup/save/test/sft/test_sft_items.jsonl"
+    b = runs / "alld_lr3e-5_b0.4/save/test/alld/test_alld_items.jsonl"
+    proc = subprocess.run([sys.executable, str(root / "compare.py"), str(a), str(b),
+                           "--resamples", "200"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = [c.strip() for c in proc.stdout.strip().splitlines()[-1].strip("|").split("|")]
+    ia, ib = read_items(a), read_items(b)
+    both = [k for k in ia if k.startswith("mos:") and ia[k]["mos_pred"] is not None
+            and ib[k]["mos_pred"] is not None]
+    true = np.array([ia[k]["mos"] for k in both], dtype=np.float64)
+    lcc = [scipy.stats.pearsonr([d[k]["mos_pred"] for k in both], true)[0] for d in (ia, ib)]
+    pairs = [k for k in ia if k.startswith("ab:")]
+    acc = [np.mean([d[k]["verdict_pred"] == d[k]["winner"] for k in pairs]) for d in (ia, ib)]
+    assert row[3].split(" [")[0] == f"{lcc[1] - lcc[0]:+.3f}"
+    assert row[5].split(" [")[0] == f"{100 * (acc[1] - acc[0]):+.1f}"
+    low, high = (float(x) for x in row[3].split("[")[1].rstrip("]").split(","))
+    assert low <= lcc[1] - lcc[0] <= high
+
+
+def test_compare_script_refuses_runs_without_shared_items(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1] / "recipes/Simulated/ALLD"
+    (tmp_path / "a.jsonl").write_text('{"id": "mos:x", "mos_pred": 3.0, "mos": 3.1}\n')
+    (tmp_path / "b.jsonl").write_text('{"id": "mos:y", "mos_pred": 3.0, "mos": 3.1}\n')
+    proc = subprocess.run([sys.executable, str(root / "compare.py"), str(tmp_path / "a.jsonl"),
+                           str(tmp_path / "b.jsonl")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0 and "share no scored items" in proc.stderr
