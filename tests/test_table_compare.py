@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -310,15 +312,14 @@ def test_comparison_markdown_shape(compared):
     assert rows[0][4] == format_difference(compared["per_seed"]["1"]["ab_accuracy"], "pct")
 
 
-def test_compare_script_matches_a_hand_computation_on_archived_runs():
-    import subprocess
-    import sys
+RECIPE = Path(__file__).resolve().parents[1] / "recipes/Simulated/ALLD"
 
-    root = Path(__file__).resolve().parents[1] / "recipes/Simulated/ALLD"
-    runs = root / "runs/ablation_alld/seed_0"
+
+def test_compare_script_matches_a_hand_computation_on_archived_runs():
+    runs = RECIPE / "runs/ablation_alld/seed_0"
     a = runs / "warmup/save/test/sft/test_sft_items.jsonl"
     b = runs / "alld_lr3e-5_b0.4/save/test/alld/test_alld_items.jsonl"
-    proc = subprocess.run([sys.executable, str(root / "compare.py"), str(a), str(b),
+    proc = subprocess.run([sys.executable, str(RECIPE / "compare.py"), str(a), str(b),
                            "--resamples", "200"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     row = [c.strip() for c in proc.stdout.strip().splitlines()[-1].strip("|").split("|")]
@@ -336,13 +337,9 @@ def test_compare_script_matches_a_hand_computation_on_archived_runs():
 
 
 def test_compare_script_refuses_runs_without_shared_items(tmp_path):
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1] / "recipes/Simulated/ALLD"
     (tmp_path / "a.jsonl").write_text('{"id": "mos:x", "mos_pred": 3.0, "mos": 3.1}\n')
     (tmp_path / "b.jsonl").write_text('{"id": "mos:y", "mos_pred": 3.0, "mos": 3.1}\n')
-    proc = subprocess.run([sys.executable, str(root / "compare.py"), str(tmp_path / "a.jsonl"),
+    proc = subprocess.run([sys.executable, str(RECIPE / "compare.py"), str(tmp_path / "a.jsonl"),
                            str(tmp_path / "b.jsonl")], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0 and "share no scored items" in proc.stderr
