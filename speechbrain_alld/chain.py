@@ -166,6 +166,9 @@ def sft_stage(runner: StageRunner, name: str, block: Mapping[str, Any], data: St
     folder = Path(block["folder"])
     if block.get("use_model"):
         source = str(block["use_model"])
+        if not Path(source).is_dir() and (source.count("/") > 1 or source.startswith((".", "/"))):
+            raise FileNotFoundError(f"{name}.use_model: {source} is not a model folder (and "
+                                    "not a hub id of the form owner/name)")
         return StageResult(name, folder, source_fingerprint(source), {"model": source})
     fp, done = runner.lookup(name, block, folder,
                              inputs=[data, source_fingerprint(block["source"])],

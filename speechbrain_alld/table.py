@@ -92,7 +92,7 @@ def _fill(value: Any, fields: Mapping[str, Any]) -> Any:
 
 def _override_args(overrides: Mapping[str, Any], **fields: Any) -> list[str]:
     """``--key=value`` arguments, nested values as YAML flow (JSON); ``{run_folder}``,
-    ``{seed}``, ``{output_folder}`` in string values are filled in."""
+    ``{seed}``, ``{output_folder}``, ``{archive_folder}`` in string values are filled in."""
     args = []
     for key, value in overrides.items():
         value = _fill(value, fields)
@@ -115,7 +115,9 @@ def run_command(config: Mapping[str, Any], name: str, seed: Any,
     return [python or sys.executable, str(recipe / spec["script"]),
             str(recipe / spec["hparams"]),
             *_override_args(overrides, run_folder=folder, seed=seed,
-                            output_folder=config["output_folder"]), "--noprogressbar"]
+                            output_folder=config["output_folder"],
+                            archive_folder=config.get("archive_folder") or ""),
+            "--noprogressbar"]
 
 
 def _run_one(config: Mapping[str, Any], name: str, seed: Any, python: str | None,

@@ -5,12 +5,14 @@ machine. With ``archive_folder`` set, :mod:`speechbrain_alld.table` copies what 
 from each finished (run, seed) into it: the rows' test summaries and items files, and the A/B
 gaps of the run's test manifest (``task`` and ``gap`` of its A/B entries only), at the same
 paths as in the run's folder, plus a record in ``<archive_folder>/runs.json``: the run's command
-(without the interpreter), its wall time, the date, and the git commit it ran at.
+(without the interpreter), its wall time, the date, and the git commit it ran at. A run's
+``keep:`` paths (e.g. ``save/sft/model``, a tiny warm-up model of a few MB) are copied too, so
+runs of a later sitting can start from them.
 
 A later invocation counts an archived run as finished only if the table would start it with the
 same command; a changed budget or override is refused with the run and both commands named, never
 silently reused. Runs that start from another run's model (``after:``) need that run's folder,
-which the archive does not hold: :func:`check_dependencies` says so before anything starts.
+or its ``keep:`` paths in the archive: :func:`check_dependencies` says so before anything starts.
 """
 
 from __future__ import annotations
@@ -125,6 +127,16 @@ def archive_run(config: Mapping[str, Any], name: str, seed: Any, folder: Path,
     for rel in files:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / rel, dest / rel)
+    for rel in spec.get("keep") or []:
+        if (folder / rel).is_dir():
+            shutil.rmtree(dest / rel, ignore_errors=True)
+            shutil.copytree(folder / rel, dest / rel)
+        elif (folder / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / rel, dest / rel)
+        else:
+            raise FileNotFoundError(f"table run {name}/seed_{seed} keeps {rel}, but "
+                                    f"{folder / rel} does not exist")
     manifest = run_test_manifest(config, name)
     if (folder / manifest).is_file():
         entries = json.loads((folder / manifest).read_text(encoding="utf-8"))
@@ -139,19 +151,28 @@ def archive_run(config: Mapping[str, Any], name: str, seed: Any, folder: Path,
     return dest
 
 
+def kept_in_archive(config: Mapping[str, Any], name: str, seed: Any) -> bool:
+    """Whether a run declares ``keep:`` paths and all of them are in the archive."""
+    root = archive_root(config)
+    keep = config["runs"][name].get("keep") or []
+    return root is not None and bool(keep) and all(
+        (root / f"seed_{seed}" / name / rel).exists() for rel in keep)
+
+
 def check_dependencies(config: Mapping[str, Any], pending: Sequence[tuple[str, Any]],
                        in_output: Mapping[tuple[str, Any], bool]) -> None:
-    """Refuse a pending run whose ``after:`` run is finished only in the archive (its model is
-    not there)."""
+    """Refuse a pending run whose ``after:`` run is finished only in the archive, unless that
+    run's ``keep:`` paths (its model) are archived too."""
     for name, seed in pending:
         for need in config["runs"][name].get("after") or []:
-            if (need, seed) not in pending and not in_output.get((need, seed), False):
+            if (need, seed) not in pending and not in_output.get((need, seed), False) \
+                    and not kept_in_archive(config, need, seed):
                 root = archive_root(config)
                 raise ValueError(
                     f"table run {name}/seed_{seed} starts from {need}/seed_{seed}'s folder, "
                     f"but that run exists only as an archived result in {root} (its model was "
-                    f"not kept): delete {need}/seed_{seed} from {root / 'runs.json'} to train "
-                    "it again")
+                    f"not kept: list it under the run's keep:, or delete {need}/seed_{seed} "
+                    f"from {root / 'runs.json'} to train it again)")
 
 
 def commits_line(records: Mapping[str, Any], keys: Sequence[str]) -> str:

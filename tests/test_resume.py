@@ -12,6 +12,7 @@ from speechbrain_alld.resume import (
     StageMismatchError,
     StageResult,
     StageRunner,
+    source_fingerprint,
     yaml_blocks,
 )
 
@@ -180,3 +181,20 @@ def test_objects_of_a_block_are_changed_by_overrides_and_replaced_in_the_yaml(tm
     assert hparams["sft"]["opt_class"].func is __import__("torch").optim.SGD
     assert hparams["sft"]["opt_class"].keywords["momentum"] == 0.9
     assert fp != base
+
+
+def test_use_model_hands_on_a_folder_or_hub_id_and_refuses_a_missing_folder(tmp_path):
+    """The warm-up skipped for a given model (the table's ALLD runs start from an archived
+    warm-up): a missing folder is named at once, not loaded as a hub id deep in transformers."""
+    from speechbrain_alld.chain import sft_stage
+
+    model = tmp_path / "archive/seed_0/warmup/save/sft/model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    result = sft_stage(None, "sft", {"folder": tmp_path / "sft", "use_model": str(model)}, None)
+    assert result["model"] == str(model) and result.fingerprint == source_fingerprint(model)
+    hub = sft_stage(None, "sft", {"folder": tmp_path / "sft", "use_model": "Org/Model"}, None)
+    assert hub["model"] == "Org/Model"
+    missing = tmp_path / "archive/seed_1/warmup/save/sft/model"
+    with pytest.raises(FileNotFoundError, match=r"sft.use_model: .*seed_1/warmup/save/sft/mod"):
+        sft_stage(None, "sft", {"folder": tmp_path / "sft", "use_model": str(missing)}, None)

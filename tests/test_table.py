@@ -80,8 +80,8 @@ SMALL = ("{corpus_folder: '{output_folder}/corpus_{seed}', train_size: 96, valid
 TINY = ("max_new_tokens: 24, tiny: {pretrained_policy: null, expert_steps: 5, policy_config: "
         "{audio_dim: 32, audio_layers: 1, text_dim: 32, text_layers: 1}, "
         "expert_config: {hidden_size: 32, num_layers: 1}}")
-CHAIN = ("{sft: {number_of_epochs: 1}, alld: {number_of_epochs: 1, lr: 0.00001, "
-         "loss: {beta: 0.4}}, " + TINY + "}")
+WARMUP = "{sft: {number_of_epochs: 1}, " + TINY + "}"
+ALLD = "{alld: {number_of_epochs: 1, lr: 0.00001, loss: {beta: 0.4}}, " + TINY + "}"
 SFT_ALL = ("{run_alld: False, examples: {warmup_fraction: 1.0}, testing: {models: [sft]}, "
            "sft: {number_of_epochs: 1, optimizer_step_limit: 20}, " + TINY + "}")
 ROWS = ["Listener-noise ceiling (the noise-free ratings)",
@@ -99,7 +99,8 @@ def table_run(tmp_path_factory):
            "--seeds=[0]", f"--output_folder={root / 'table'}", f"--readme={readme}",
            f"--archive_folder={root / 'archive'}",
            f"--recipe_folder={RECIPES}", f"--common_overrides={SMALL}",
-           f"--chain_overrides={CHAIN}", f"--sft_all_overrides={SFT_ALL}",
+           f"--warmup_overrides={WARMUP}", f"--alld_overrides={ALLD}",
+           f"--sft_all_overrides={SFT_ALL}",
            "--regression_overrides={number_of_epochs: 15, batch_size: 8}",
            "--noprogressbar"]
     proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True, timeout=1800)
@@ -139,8 +140,8 @@ def test_table_script_writes_a_well_formed_table(table_run):
     reg_cell = table_rows[1].split(" | ")[2]
     assert reg_cell == f"{summary['mos_lcc']:.3f}"
     runs = json.loads((root / "table" / "runs.json").read_text())
-    assert set(runs) == {f"{n}/seed_0" for n in ("ceiling", "regression", "sft_all", "joint",
-                                                 "ab_only", "no_warmup")}
+    assert set(runs) == {f"{n}/seed_0" for n in ("ceiling", "regression", "sft_all", "warmup",
+                                                 "joint", "ab_warmup", "ab_only", "no_warmup")}
     assert all(r["seconds"] > 0 for r in runs.values())
     assert section[len(START_MARKER):].strip() in proc.stdout  # printed == written
 
@@ -156,7 +157,7 @@ def test_table_comparisons_and_ceiling_are_the_runs_numbers(table_run):
     root = table_run[0]
     seed = root / "table/seed_0"
     table = json.loads((root / "table" / "table.json").read_text())
-    sft = _items(seed / "joint/save/test/sft/test_sft_items.jsonl")
+    sft = _items(seed / "warmup/save/test/sft/test_sft_items.jsonl")
     alld = _items(seed / "joint/save/test/alld/test_alld_items.jsonl")
     both = [k for k in sft if k.startswith("mos:") and sft[k]["mos_pred"] is not None
             and alld[k]["mos_pred"] is not None]
@@ -207,6 +208,15 @@ def test_table_script_resumes_without_rerunning(table_run):
     assert set(archived) == set(json.loads(runs_before))
     assert (root / "archive/seed_0/joint/save/test/alld/test_alld_items.jsonl").read_bytes() == \
         (root / "table/seed_0/joint/save/test/alld/test_alld_items.jsonl").read_bytes()
+    # The warm-ups' models are kept, byte for byte, and the ALLD runs started from that copy.
+    for run in ("warmup", "ab_warmup"):
+        kept = root / f"archive/seed_0/{run}/save/sft/model"
+        made = root / f"table/seed_0/{run}/save/sft/model"
+        names = sorted(f.name for f in made.iterdir())
+        assert "model.safetensors" in names and names == sorted(f.name for f in kept.iterdir())
+        assert all((kept / n).read_bytes() == (made / n).read_bytes() for n in names)
+    joint = json.loads((root / "table/runs.json").read_text())["joint/seed_0"]["command"]
+    assert f"{root / 'archive'}/seed_0/warmup/save/sft/model" in " ".join(joint)
 
 
 def test_regression_baseline_learns_on_held_out_clips(table_run):

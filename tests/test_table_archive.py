@@ -138,3 +138,31 @@ def test_a_run_that_needs_an_archived_runs_model_is_refused(tmp_path, monkeypatc
     (tmp_path / "archive/runs.json").write_text(json.dumps(records))
     with pytest.raises(ValueError, match=r"c/seed_0 starts from b/seed_0's folder.*archived"):
         table.run_table(config, progress=False)
+
+
+def test_a_kept_model_lets_a_later_sitting_run_the_dependent_run(tmp_path, monkeypatch):
+    """b keeps its model in the archive: after the outputs are lost, c (after: b) still runs,
+    b is not retrained, and c's command points at the archived copy."""
+    log = _fake_runs(monkeypatch)
+    config = _config(tmp_path, b={"keep": ["model.bin"]},
+                     c={"after": ["b"], "overrides": {"lr": 1,
+                                                       "model": "{archive_folder}/seed_{seed}/b"}})
+    table.run_table(config, progress=False)
+    assert (tmp_path / "archive/seed_0/b/model.bin").read_bytes() == b"weights"
+    assert not (tmp_path / "archive/seed_0/c/model.bin").exists()  # c keeps nothing
+    shutil.rmtree(tmp_path / "out")
+    records = json.loads((tmp_path / "archive/runs.json").read_text())
+    del records["c/seed_0"]
+    (tmp_path / "archive/runs.json").write_text(json.dumps(records))
+    log.clear()
+    table.run_table(config, progress=False)
+    assert log == [("corpus", 0), ("c", 0)]
+    command = table.run_command(config, "c", 0)
+    assert f"--model={tmp_path / 'archive'}/seed_0/b" in command
+    # A kept path the run did not write is an error naming it, not a silent gap.
+    config["runs"]["c"]["keep"] = ["missing.bin"]
+    records = json.loads((tmp_path / "archive/runs.json").read_text())
+    del records["c/seed_1"]
+    (tmp_path / "archive/runs.json").write_text(json.dumps(records))
+    with pytest.raises(FileNotFoundError, match="c/seed_1 keeps missing.bin"):
+        table.run_table(config, progress=False)
