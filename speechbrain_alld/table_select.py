@@ -38,6 +38,10 @@ def _finite(value: Any) -> bool:
     return value is not None and math.isfinite(float(value))
 
 
+def _num(value: Any) -> str:
+    return f"{float(value):.3f}" if _finite(value) else "n/a"
+
+
 def _mean_dimensions(values: Mapping[str, Any], keys: list[str]) -> float | None:
     dims = [values.get(k) for k in keys]
     return None if not all(_finite(d) for d in dims) else sum(map(float, dims)) / len(dims)
@@ -79,16 +83,16 @@ def check_candidate(table: Mapping[str, Any], rule: Mapping[str, Any], compariso
         unparsed = cand.get("mos_unparsed_share")
         if "max_unparsed" in rule and not (_finite(unparsed)
                                            and unparsed <= rule["max_unparsed"] + 1e-12):
-            reasons.append(f"seed {seed}: MOS unparsed {unparsed} > {rule['max_unparsed']}")
+            reasons.append(f"seed {seed}: MOS unparsed {_num(unparsed)} > {rule['max_unparsed']}")
         if "max_swap_drop" in rule:
             b, c = base.get("ab_swap_consistency"), cand.get("ab_swap_consistency")
             if not (_finite(b) and _finite(c)) or b - c > rule["max_swap_drop"] + 1e-12:
-                reasons.append(f"seed {seed}: swap consistency {c} against {b} "
+                reasons.append(f"seed {seed}: swap consistency {_num(c)} against {_num(b)} "
                                f"(largest fall {rule['max_swap_drop']})")
         if "max_dimension_drop" in rule:
             b, c = _mean_dimensions(base, dims), _mean_dimensions(cand, dims)
             if b is None or c is None or b - c > rule["max_dimension_drop"] + 1e-12:
-                reasons.append(f"seed {seed}: mean dimension LCC {c} against {b} "
+                reasons.append(f"seed {seed}: mean dimension LCC {_num(c)} against {_num(b)} "
                                f"(largest fall {rule['max_dimension_drop']})")
     return reasons
 
@@ -125,7 +129,7 @@ def select_setting(table: Mapping[str, Any], config: Mapping[str, Any]) -> dict[
     ...                           {"name": "y-b", "a": ["b", "s.json"], "b": ["ry", "s.json"]}]}
     >>> out = select_setting(table, config)
     >>> out["chosen"]["run"], out["qualified"], out["candidates"][1]["reasons"]
-    ('rx', True, ['seed 0: MOS unparsed 0.1 > 0.02'])
+    ('rx', True, ['seed 0: MOS unparsed 0.100 > 0.02'])
     """
     rule = config["selection"]
     candidates = []

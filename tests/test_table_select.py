@@ -1,0 +1,94 @@
+"""The validation grid's selection rule, applied to the archived one-seed ALLD grid: the rule the
+README states re-derives the setting the table used, and the stricter rule's verdicts match the
+summaries read directly."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_alld.table import collect_table
+from speechbrain_alld.table_select import select_setting
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes/Simulated/ALLD"
+GRID = RECIPE / "runs/ablation_alld/seed_0"
+DIMS = ["mos_noi_lcc", "mos_col_lcc", "mos_dis_lcc", "mos_loud_lcc"]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """The grid's table read from its archive; its (relative) output folder, which is part of
+    the archived commands, lies under a temporary working directory."""
+    cwd = tmp_path_factory.mktemp("grid")
+    with open(RECIPE / "hparams/ablation_alld.yaml", encoding="utf-8") as fin:
+        config = load_hyperpyyaml(fin, {"bootstrap": 500, "recipe_folder": "recipes/Simulated/ALLD",
+                                        "archive_folder": str(RECIPE / "runs/ablation_alld")})
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        table = collect_table(config)
+    finally:
+        os.chdir(here)
+    return config, table, cwd
+
+
+def test_the_one_seed_rule_re_derives_the_tables_alld_setting(grid):
+    """The README's first rule (intervals of LCC and A/B not wholly below 0, then the lowest
+    MSE) picks lr 3e-4, beta 0.4; both lr 1e-3 settings fail it."""
+    config, table, _ = grid
+    assert config["selection"] == {"metric_intervals": ["lcc", "ab_accuracy"]}
+    out = select_setting(table, config)
+    assert out["qualified"] and out["chosen"]["run"] == "alld_lr3e-4_b0.4"
+    failed = {c["run"] for c in out["candidates"] if c["reasons"]}
+    assert failed == {"alld_lr1e-3_b0.1", "alld_lr1e-3_b0.4"}
+    mse = {c["run"]: c["mse"] for c in out["candidates"] if not c["reasons"]}
+    summary = json.loads((GRID / "alld_lr3e-4_b0.4/save/test/alld/test_alld_summary.json")
+                         .read_text())
+    assert min(mse.values()) == mse["alld_lr3e-4_b0.4"] == pytest.approx(summary["mos_mse"])
+
+
+def test_the_three_seed_rule_matches_the_summaries(grid):
+    """The stricter rule of ablation_alld_seeds.yaml on this seed: each bound checked by hand
+    from the runs' summary files."""
+    config, table, _ = grid
+    with open(RECIPE / "hparams/ablation_alld_seeds.yaml", encoding="utf-8") as fin:
+        rule = load_hyperpyyaml(fin)["selection"]
+    out = select_setting(table, {**config, "selection": rule})
+    base = json.loads((GRID / "warmup/save/test/sft/test_sft_summary.json").read_text())
+    for cand in out["candidates"]:
+        s = json.loads((GRID / cand["run"] / "save/test/alld/test_alld_summary.json")
+                       .read_text())
+        expect = {
+            "unparsed": s["mos_unparsed_share"] > rule["max_unparsed"],
+            "swap": base["ab_swap_consistency"] - s["ab_swap_consistency"]
+            > rule["max_swap_drop"],
+            "dimension": (sum(base[k] for k in DIMS) - sum(s[k] for k in DIMS)) / 4
+            > rule["max_dimension_drop"]}
+        got = {"unparsed": any("unparsed" in r for r in cand["reasons"]),
+               "swap": any("swap" in r for r in cand["reasons"]),
+               "dimension": any("dimension" in r for r in cand["reasons"])}
+        assert got == expect, (cand["run"], cand["reasons"])
+    # lr 3e-4, beta 0.4 cost 11 points of swap consistency (85.0% -> 74.0%): it fails now.
+    chosen = out["chosen"]["run"]
+    assert chosen != "alld_lr3e-4_b0.4" and not out["chosen"]["reasons"]
+
+
+def test_select_script_writes_its_section(grid, tmp_path):
+    config, _, cwd = grid
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- ablation-alld-selection:start -->\nold\n"
+                      "<!-- ablation-alld-selection:end -->\n")
+    proc = subprocess.run(
+        [sys.executable, str(RECIPE / "select_setting.py"),
+         str(RECIPE / "hparams/ablation_alld.yaml"), "--bootstrap=500",
+         f"--archive_folder={config['archive_folder']}", f"--readme={readme}"],
+        cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = readme.read_text()
+    assert "\nold\n" not in text and text.startswith("intro\n")
+    assert "Chosen by the rule: **+ ALLD, lr 3e-4, beta 0.4**" in text
+    assert text.count("| + ALLD") == 7
