@@ -51,6 +51,7 @@ from speechbrain_alld.table_format import (  # noqa: F401 (re-exported)
     markdown_table,
     replace_section,
 )
+from speechbrain_alld.table_select import check_selected
 
 
 def merge_overrides(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -175,6 +176,8 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
     seed too. With ``config["archive_folder"]``, each finished run's results are also copied
     there (:mod:`speechbrain_alld.table_archive`) and count as finished in later invocations,
     on another machine too, as long as the table would start the run with the same command.
+    ``config["only"]`` (run names; ``[]``: none) starts only those runs; the table is then
+    collected from what is finished, and ``missing`` lists the (run, seed) not done yet.
     Writes ``runs.json`` (each
     run's command and wall time), ``wall.json`` (elapsed time), ``table.json`` (per-seed values
     and aggregates) and
@@ -201,14 +204,19 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
     in_archive = {(n, s): archive is not None and _finished(config, archive, archived, n, s,
                                                              python)
                   for n in names for s in config["seeds"]}
+    only = names[1:] if config.get("only") is None else list(config["only"])
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise ValueError(f"only: {unknown} are not runs of the table ({', '.join(names)})")
     pending = [(n, s) for s in config["seeds"] for n in names[1:]
-               if not (in_output[n, s] or in_archive[n, s])]
+               if n in only and not (in_output[n, s] or in_archive[n, s])]
     # The first run of a seed makes its corpus: the seed's other runs wait for it, and it is
     # made again (seconds) when it survives only in the archive and others must run.
     first = [(n, s) for n in names[:1] for s in config["seeds"] if not in_output[n, s] and (
         not in_archive[n, s] or any(seed == s for _, seed in pending))]
     pending = first + pending
     check_dependencies(config, pending, in_output)
+    check_selected(config, pending)
     bar = tqdm(total=len(pending), desc="table runs", disable=not progress)
     wall_path = (archive or out) / "wall.json"
     wall = read_json(wall_path) if wall_path.is_file() else {"seconds": 0.0, "invocations": 0}
@@ -258,15 +266,17 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
     archive = archive_root(config)
     archived = read_records(archive)
     folders: dict[tuple[str, Any], Path] = {}
+    missing = []
     for name in config["runs"]:
         for seed in config["seeds"]:
             key = f"{name}/seed_{seed}"
-            if archive is not None and not _finished(config, out, runs_log, name, seed) \
-                    and _finished(config, archive, archived, name, seed):
+            if _finished(config, out, runs_log, name, seed):
+                folders[name, seed] = out / f"seed_{seed}" / name
+            elif archive is not None and _finished(config, archive, archived, name, seed):
                 folders[name, seed] = archive / f"seed_{seed}" / name
                 runs_log[key] = archived[key]
             else:
-                folders[name, seed] = out / f"seed_{seed}" / name
+                missing.append(key)
     keys = [c[1] for c in config["columns"]]
     breakdown = any(k.startswith("ab_acc_") for k in keys)
     per_seed: dict[str, dict[str, dict[str, float | None]]] = {}
@@ -274,6 +284,9 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
         for row, rel in spec["rows"].items():
             values: dict[str, dict[str, float | None]] = {}
             for seed in config["seeds"]:
+                if (name, seed) not in folders:
+                    values[str(seed)] = {}
+                    continue
                 folder = folders[name, seed]
                 summary = read_json(folder / rel)
                 if breakdown and summary.get("ab_n"):
@@ -294,11 +307,16 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
     for spec in config.get("comparisons") or []:
         pairs = {}
         for seed in config["seeds"]:
-            pairs[str(seed)] = tuple(
-                read_items(items_path(folders[run, seed] / rel))
-                for run, rel in (spec["a"], spec["b"]))
-        comparisons[spec["name"]] = compare_systems(
-            pairs, n_resamples=int(config.get("bootstrap", 2000)))
+            if all((run, seed) in folders for run, _ in (spec["a"], spec["b"])):
+                pairs[str(seed)] = tuple(
+                    read_items(items_path(folders[run, seed] / rel))
+                    for run, rel in (spec["a"], spec["b"]))
+        if not pairs:
+            continue
+        result = compare_systems(pairs, n_resamples=int(config.get("bootstrap", 2000)))
+        if len(pairs) < len(config["seeds"]):
+            result["mean"] = {}  # a mean of the seeds that happen to be done would mislead
+        comparisons[spec["name"]] = result
     wall_path = (archive or out) / "wall.json"
     keys_run = [f"{n}/seed_{s}" for n in config["runs"] for s in config["seeds"]]
     table = {"per_seed": per_seed, "results": results, "comparisons": comparisons,
@@ -306,7 +324,8 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
              "run_seconds": run_seconds,
              "total_seconds": sum(v for secs in run_seconds.values() for v in secs if v),
              "wall_seconds": read_json(wall_path)["seconds"] if wall_path.is_file() else None,
-             "seeds": list(config["seeds"]), "machine": machine_description()}
+             "seeds": list(config["seeds"]), "missing": missing,
+             "machine": machine_description()}
     write_json_atomic(out / "table.json", table)
     (out / "table.md").write_text(markdown_table(results, config["columns"]) + "\n",
                                   encoding="utf-8")
@@ -339,6 +358,10 @@ def report(table: Mapping[str, Any], config: Mapping[str, Any], command: str,
         + "; ".join(f"{name} " + " / ".join(_minutes(s) if s else "?" for s in secs)
                     for name, secs in table["run_seconds"].items()) + "."
         + (" " + table["commits"] if table.get("commits") else ""),
+        *(["", f"**Not run yet** ({len(table['missing'])} of "
+                 f"{len(config['runs']) * len(seeds)} runs; their cells are missing, and a "
+                 "comparison has no mean of seeds until all its seeds are done): "
+                 + ", ".join(table["missing"]) + "."] if table.get("missing") else []),
         "",
         "Budget: " + "; ".join(
             f"{name}: " + ", ".join(f"{k}={v}" for k, v in merge_overrides(

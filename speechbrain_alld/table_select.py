@@ -21,8 +21,10 @@ highest mean-of-seeds MOS LCC is taken and the result says that no candidate qua
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -131,6 +133,9 @@ def select_setting(table: Mapping[str, Any], config: Mapping[str, Any]) -> dict[
     >>> out["chosen"]["run"], out["qualified"], out["candidates"][1]["reasons"]
     ('rx', True, ['seed 0: MOS unparsed 0.100 > 0.02'])
     """
+    if table.get("missing"):
+        raise ValueError("the grid is not finished, so no setting can be chosen yet: "
+                         + ", ".join(table["missing"]) + " not run")
     rule = config["selection"]
     candidates = []
     for spec in config["comparisons"]:
@@ -163,3 +168,39 @@ def selection_markdown(selection: Mapping[str, Any], config: Mapping[str, Any]) 
                    "No setting qualifies; the highest mean LCC is taken") +
               f": **{chosen['row']}** (`{overrides}`)."]
     return "\n".join(lines)
+
+
+def selection_record(selection: Mapping[str, Any], config: Mapping[str, Any],
+                     command: str) -> dict[str, Any]:
+    """What a table that uses the choice checks (``selection.json`` in the grid's archive)."""
+    chosen = selection["chosen"]
+    return {"run": chosen["run"], "row": chosen["row"], "qualified": selection["qualified"],
+            "overrides": dict(config["runs"][chosen["run"]].get("overrides") or {}),
+            "seeds": list(config["seeds"]), "command": command}
+
+
+def check_selected(config: Mapping[str, Any], pending: list[tuple[str, Any]]) -> None:
+    """Refuse to start runs that need a validated setting before it exists or when it differs.
+
+    ``config["requires_selection"]``: ``{budget: <name of a budget block>, file: <a
+    selection.json>}``; every pending run with that budget needs the file, and each block of the
+    budget (e.g. ``alld``) must equal the chosen run's block of the same name.
+    """
+    need = config.get("requires_selection")
+    if not need:
+        return
+    users = sorted({name for name, _ in pending
+                    if config["runs"][name].get("budget") == need["budget"]})
+    if not users:
+        return
+    path = Path(need["file"])
+    if not path.is_file():
+        raise ValueError(f"runs {users} use {need['budget']}, which must be the setting chosen "
+                         f"on validation, but {path} does not exist yet: run the grid and "
+                         "select_setting.py first (or start the other runs with --only)")
+    chosen = json.loads(path.read_text(encoding="utf-8"))
+    budget = config[need["budget"]]
+    differ = [key for key in budget if budget[key] != chosen["overrides"].get(key)]
+    if differ:
+        raise ValueError(f"{need['budget']} {dict(budget)} is not the setting chosen in {path} "
+                         f"({chosen['row']}: {chosen['overrides']}); differing: {differ}")

@@ -95,12 +95,18 @@ def table_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("table")
     readme = root / "README.md"
     readme.write_text(f"# Recipe\n\nprose before\n\n{START_MARKER}\nold\n{END_MARKER}\n\nafter\n")
+    # The ALLD runs start only with a validated setting equal to theirs (select_setting.py's
+    # record; the grid itself is tested in tests/test_table_select.py).
+    import yaml
+    selection = root / "selection.json"
+    selection.write_text(json.dumps({"row": "grid row", "overrides": yaml.safe_load(ALLD)}))
     cmd = [sys.executable, str(RECIPES / "run_table.py"), str(RECIPES / "hparams/table.yaml"),
            "--seeds=[0]", f"--output_folder={root / 'table'}", f"--readme={readme}",
            f"--archive_folder={root / 'archive'}",
            f"--recipe_folder={RECIPES}", f"--common_overrides={SMALL}",
            f"--warmup_overrides={WARMUP}", f"--alld_overrides={ALLD}",
            f"--sft_all_overrides={SFT_ALL}",
+           f"--requires_selection={{budget: alld_overrides, file: {selection}}}",
            "--regression_overrides={number_of_epochs: 15, batch_size: 8}",
            "--noprogressbar"]
     proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True, timeout=1800)

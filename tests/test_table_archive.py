@@ -166,3 +166,33 @@ def test_a_kept_model_lets_a_later_sitting_run_the_dependent_run(tmp_path, monke
     (tmp_path / "archive/runs.json").write_text(json.dumps(records))
     with pytest.raises(FileNotFoundError, match="c/seed_1 keeps missing.bin"):
         table.run_table(config, progress=False)
+
+
+def test_only_runs_a_subset_and_the_partial_table_says_what_is_missing(tmp_path, monkeypatch):
+    """A sitting that runs part of a table (``only``) still writes a table: the finished runs'
+    numbers, the missing ones named, and no mean of seeds for a comparison with seeds to go."""
+    log = _fake_runs(monkeypatch)
+    config = {**_config(tmp_path), "only": ["b"]}
+    partial = table.run_table(config, progress=False)
+    assert sorted(log) == [("b", 0), ("b", 1), ("corpus", 0), ("corpus", 1)]
+    assert partial["missing"] == ["c/seed_0", "c/seed_1"]
+    assert partial["results"]["row c"] == {}  # its cells print as "–"
+    assert "c minus b" not in partial["comparisons"]
+    text = table.report(partial, config, "python run_table.py t.yaml --only=[b]")
+    assert "**Not run yet** (2 of 6 runs" in text and "c/seed_0, c/seed_1." in text
+    # One seed of c: its comparison has that seed's row and no mean of seeds yet.
+    log.clear()
+    table.run_table({**config, "only": ["c"], "seeds": [0]}, progress=False)
+    assert log == [("c", 0)]
+    half = table.collect_table(config)
+    assert half["missing"] == ["c/seed_1"]
+    compared = half["comparisons"]["c minus b"]
+    assert set(compared["per_seed"]) == {"0"} and compared["mean"] == {}
+    whole = table.run_table({**config, "only": None}, progress=False)
+    assert log == [("c", 0), ("c", 1)] and whole["missing"] == []
+    assert whole["comparisons"]["c minus b"]["per_seed"]["0"] == compared["per_seed"]["0"]
+    assert whole["comparisons"]["c minus b"]["mean"]["lcc"]["seeds"] == 2
+    log.clear()
+    assert table.run_table({**config, "only": []}, progress=False) == whole and log == []
+    with pytest.raises(ValueError, match=r"only: \['d'\] are not runs"):
+        table.run_table({**config, "only": ["d"]}, progress=False)

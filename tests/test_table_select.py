@@ -4,6 +4,7 @@ summaries read directly."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_alld.table import collect_table
-from speechbrain_alld.table_select import select_setting
+from speechbrain_alld.table_select import check_selected, select_setting
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes/Simulated/ALLD"
 GRID = RECIPE / "runs/ablation_alld/seed_0"
@@ -79,16 +80,45 @@ def test_the_three_seed_rule_matches_the_summaries(grid):
 
 def test_select_script_writes_its_section(grid, tmp_path):
     config, _, cwd = grid
+    archive = tmp_path / "archive"  # the script records its choice there
+    shutil.copytree(config["archive_folder"], archive)
+    (archive / "selection.json").unlink(missing_ok=True)
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- ablation-alld-selection:start -->\nold\n"
                       "<!-- ablation-alld-selection:end -->\n")
     proc = subprocess.run(
         [sys.executable, str(RECIPE / "select_setting.py"),
          str(RECIPE / "hparams/ablation_alld.yaml"), "--bootstrap=500",
-         f"--archive_folder={config['archive_folder']}", f"--readme={readme}"],
+         f"--archive_folder={archive}", f"--readme={readme}"],
         cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = readme.read_text()
     assert "\nold\n" not in text and text.startswith("intro\n")
     assert "Chosen by the rule: **+ ALLD, lr 3e-4, beta 0.4**" in text
     assert text.count("| + ALLD") == 7
+    record = json.loads((archive / "selection.json").read_text())
+    assert record["run"] == "alld_lr3e-4_b0.4" and record["qualified"] and record["seeds"] == [0]
+    assert record["overrides"]["alld"] == {"lr": 0.0003, "loss": {"beta": 0.4}}
+
+
+def test_a_grid_with_runs_to_do_chooses_nothing(grid):
+    config, table, _ = grid
+    with pytest.raises(ValueError, match="not finished.*alld_lr1e-3_b0.4/seed_0 not run"):
+        select_setting({**table, "missing": ["alld_lr1e-3_b0.4/seed_0"]}, config)
+
+
+def test_runs_that_need_the_chosen_setting_wait_for_it_and_must_equal_it(tmp_path):
+    record = tmp_path / "selection.json"
+    config = {"requires_selection": {"budget": "alld_overrides", "file": str(record)},
+              "alld_overrides": {"alld": {"lr": 3e-05, "loss": {"beta": 0.4}}},
+              "runs": {"joint": {"budget": "alld_overrides"}, "warmup": {"budget": "w"}}}
+    check_selected(config, [("warmup", 0)])  # runs without that budget need no choice
+    with pytest.raises(ValueError, match=r"\['joint'\] use alld_overrides.*does not exist"):
+        check_selected(config, [("warmup", 0), ("joint", 0)])
+    record.write_text(json.dumps({"row": "lr 1e-4", "overrides": {
+        "alld": {"lr": 0.0001, "loss": {"beta": 0.4}}, "testing": {"models": ["alld"]}}}))
+    with pytest.raises(ValueError, match=r"not the setting chosen.*differing: \['alld'\]"):
+        check_selected(config, [("joint", 1)])
+    record.write_text(json.dumps({"row": "lr 3e-5", "overrides": {
+        "alld": {"lr": 3e-05, "loss": {"beta": 0.4}}, "testing": {"models": ["alld"]}}}))
+    check_selected(config, [("joint", 1)])

@@ -4,6 +4,8 @@
     python recipes/Simulated/ALLD/run_table.py recipes/Simulated/ALLD/hparams/table.yaml
     python recipes/Simulated/ALLD/run_table.py recipes/Simulated/ALLD/hparams/table.yaml \\
         --seeds=[0]          # any key of table.yaml can be overridden
+    python recipes/Simulated/ALLD/run_table.py recipes/Simulated/ALLD/hparams/table.yaml \\
+        --only=[warmup]      # start only these runs; the table names what is not done yet
 
 Starts every (system, seed) run of ``table.yaml`` that has not finished as its own process
 (logs in ``<output_folder>/seed_<s>/<run>/run.log``), so an interrupted table resumes; then
