@@ -48,6 +48,13 @@ def _fake_runs(monkeypatch):
     return log
 
 
+def _forget(root, key):
+    """Drop one run's record from the archive (as if it had never finished there)."""
+    records = json.loads((root / "archive/runs.json").read_text())
+    del records[key]
+    (root / "archive/runs.json").write_text(json.dumps(records))
+
+
 def _config(root, **runs_overrides):
     runs = {n: {"script": "train.py", "hparams": "h.yaml", "overrides": {"lr": 1},
                 "rows": {f"row {n}": "test_summary.json"}} for n in ("corpus", "b", "c")}
@@ -119,9 +126,7 @@ def test_only_missing_runs_run_again_and_the_corpus_run_first(tmp_path, monkeypa
     config = _config(tmp_path)
     table.run_table(config, progress=False)
     shutil.rmtree(tmp_path / "out")
-    records = json.loads((tmp_path / "archive/runs.json").read_text())
-    del records["b/seed_1"]
-    (tmp_path / "archive/runs.json").write_text(json.dumps(records))
+    _forget(tmp_path, "b/seed_1")
     log.clear()
     table.run_table(config, progress=False)
     # b/seed_1 is missing; seed 1's corpus run remakes the corpus it reads; seed 0 is whole.
@@ -133,9 +138,7 @@ def test_a_run_that_needs_an_archived_runs_model_is_refused(tmp_path, monkeypatc
     config = _config(tmp_path, c={"after": ["b"]})
     table.run_table(config, progress=False)
     shutil.rmtree(tmp_path / "out")
-    records = json.loads((tmp_path / "archive/runs.json").read_text())
-    del records["c/seed_0"]
-    (tmp_path / "archive/runs.json").write_text(json.dumps(records))
+    _forget(tmp_path, "c/seed_0")
     with pytest.raises(ValueError, match=r"c/seed_0 starts from b/seed_0's folder.*archived"):
         table.run_table(config, progress=False)
 
@@ -151,9 +154,7 @@ def test_a_kept_model_lets_a_later_sitting_run_the_dependent_run(tmp_path, monke
     assert (tmp_path / "archive/seed_0/b/model.bin").read_bytes() == b"weights"
     assert not (tmp_path / "archive/seed_0/c/model.bin").exists()  # c keeps nothing
     shutil.rmtree(tmp_path / "out")
-    records = json.loads((tmp_path / "archive/runs.json").read_text())
-    del records["c/seed_0"]
-    (tmp_path / "archive/runs.json").write_text(json.dumps(records))
+    _forget(tmp_path, "c/seed_0")
     log.clear()
     table.run_table(config, progress=False)
     assert log == [("corpus", 0), ("c", 0)]
@@ -161,9 +162,7 @@ def test_a_kept_model_lets_a_later_sitting_run_the_dependent_run(tmp_path, monke
     assert f"--model={tmp_path / 'archive'}/seed_0/b" in command
     # A kept path the run did not write is an error naming it, not a silent gap.
     config["runs"]["c"]["keep"] = ["missing.bin"]
-    records = json.loads((tmp_path / "archive/runs.json").read_text())
-    del records["c/seed_1"]
-    (tmp_path / "archive/runs.json").write_text(json.dumps(records))
+    _forget(tmp_path, "c/seed_1")
     with pytest.raises(FileNotFoundError, match="c/seed_1 keeps missing.bin"):
         table.run_table(config, progress=False)
 
