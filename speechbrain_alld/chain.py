@@ -114,8 +114,9 @@ def tiny_models_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) 
         The stage's YAML block name.
     block : mapping
         ``descriptions_folder``, ``train_split``, ``folder`` and ``init_tiny_models``' keyword
-        arguments (``pretrained_policy``: a pretrained policy folder, fingerprinted by its
-        files' hashes).
+        arguments (``pretrained_policy``: a pretrained policy folder; ``expert_from``: an
+        expert folder to copy instead of training one; both fingerprinted by their files'
+        hashes).
 
     Returns
     -------
@@ -125,8 +126,9 @@ def tiny_models_stage(runner: StageRunner, name: str, block: Mapping[str, Any]) 
     folder = Path(block["folder"])
     inputs = [file_fingerprint(*_description_files(block["descriptions_folder"],
                                                     [block["train_split"]]))]
-    if block.get("pretrained_policy"):  # its content, wherever the package is installed
-        inputs.append(fingerprint(file_hashes(block["pretrained_policy"])))
+    for key in ("pretrained_policy", "expert_from"):  # their content, wherever they lie
+        if block.get(key):
+            inputs.append(fingerprint(file_hashes(block[key])))
     fp, done = runner.lookup(name, block, folder, inputs=inputs)
     if done is not None:
         return done

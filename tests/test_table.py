@@ -214,15 +214,22 @@ def test_table_script_resumes_without_rerunning(table_run):
     assert set(archived) == set(json.loads(runs_before))
     assert (root / "archive/seed_0/joint/save/test/alld/test_alld_items.jsonl").read_bytes() == \
         (root / "table/seed_0/joint/save/test/alld/test_alld_items.jsonl").read_bytes()
-    # The warm-ups' models are kept, byte for byte, and the ALLD runs started from that copy.
-    for run in ("warmup", "ab_warmup"):
-        kept = root / f"archive/seed_0/{run}/save/sft/model"
-        made = root / f"table/seed_0/{run}/save/sft/model"
-        names = sorted(f.name for f in made.iterdir())
-        assert "model.safetensors" in names and names == sorted(f.name for f in kept.iterdir())
-        assert all((kept / n).read_bytes() == (made / n).read_bytes() for n in names)
-    joint = json.loads((root / "table/runs.json").read_text())["joint/seed_0"]["command"]
-    assert f"{root / 'archive'}/seed_0/warmup/save/sft/model" in " ".join(joint)
+    # The warm-ups' models and experts are kept, byte for byte, and the ALLD runs started from
+    # that model with that expert.
+    def files(folder):
+        return {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()}
+
+    for run, alld in (("warmup", "joint"), ("ab_warmup", "ab_only")):
+        for part in ("sft/model", "tiny/expert"):
+            made = files(root / f"table/seed_0/{run}/save/{part}")
+            assert "model.safetensors" in made
+            assert files(root / f"archive/seed_0/{run}/save/{part}") == made
+        assert files(root / f"table/seed_0/{alld}/save/tiny/expert") == \
+            files(root / f"table/seed_0/{run}/save/tiny/expert")
+        command = " ".join(json.loads((root / "table/runs.json").read_text())
+                           [f"{alld}/seed_0"]["command"])
+        assert f"{root / 'archive'}/seed_0/{run}/save/sft/model" in command
+        assert f"{root / 'archive'}/seed_0/{run}/save/tiny/expert" in command
 
 
 def test_regression_baseline_learns_on_held_out_clips(table_run):

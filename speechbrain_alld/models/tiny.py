@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from speechbrain_alld.dataset import load_descriptions
 from speechbrain_alld.losses import sft_loss
-from speechbrain_alld.models.expert_reference import ExpertReference
+from speechbrain_alld.models.expert_reference import ExpertReference, check_same_tokenizer
 
 logger = get_logger(__name__)
 
@@ -251,6 +251,7 @@ def init_tiny_models(
     expert_batch_size: int = 16,
     expert_lr: float = 1e-3,
     pretrained_policy: str | Path | None = None,
+    expert_from: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -264,6 +265,11 @@ def init_tiny_models(
     the expert, as Qwen2-Audio shares Qwen2's. The expert is written to ``expert`` as a
     Hugging Face folder, so every later stage loads both exactly like real checkpoints; returns
     their paths and the expert's first and last training loss.
+
+    ``expert_from`` (an expert folder this function wrote before, e.g. a table warm-up's kept
+    ``save/tiny/expert``) is copied instead of training the expert again (minutes on two
+    cores), after checking that it shares the policy's tokenizer; the returned losses are then
+    None.
     """
     out = Path(out_folder)
     paths = {"policy": out / "policy_init", "expert": out / "expert"}
@@ -282,6 +288,17 @@ def init_tiny_models(
                                                   seed=seed, **dict(policy_config or {}))
         model.save_pretrained(paths["policy"])
         processor.save_pretrained(paths["policy"])
+    if expert_from is not None:
+        from transformers import AutoTokenizer
+
+        if not (Path(expert_from) / "config.json").is_file():
+            raise FileNotFoundError(f"tiny.expert_from: {expert_from} holds no expert model "
+                                    "(config.json)")
+        check_same_tokenizer(tokenizer, AutoTokenizer.from_pretrained(str(expert_from)))
+        shutil.copytree(expert_from, paths["expert"], dirs_exist_ok=True)
+        logger.info("Tiny expert LM copied from %s", expert_from)
+        return {**paths, "expert_loss_first": None, "expert_loss_last": None,
+                "expert_from": str(expert_from), "vocab_size": len(tokenizer)}
     reference = ExpertReference(build_tiny_causal_lm(tokenizer, seed=seed + 1,
                                                      **dict(expert_config or {})), tokenizer)
     losses = train_text_expert(reference, items, steps=expert_steps,
