@@ -26,7 +26,7 @@ def grid(tmp_path_factory):
     the archived commands, lies under a temporary working directory."""
     cwd = tmp_path_factory.mktemp("grid")
     with open(RECIPE / "hparams/ablation_alld.yaml", encoding="utf-8") as fin:
-        config = load_hyperpyyaml(fin, {"bootstrap": 500, "recipe_folder": "recipes/Simulated/ALLD",
+        config = load_hyperpyyaml(fin, {"bootstrap": 200, "recipe_folder": "recipes/Simulated/ALLD",
                                         "archive_folder": str(RECIPE / "runs/ablation_alld")})
     here = os.getcwd()
     os.chdir(cwd)
@@ -88,7 +88,7 @@ def test_select_script_writes_its_section(grid, tmp_path):
                       "<!-- ablation-alld-selection:end -->\n")
     proc = subprocess.run(
         [sys.executable, str(RECIPE / "select_setting.py"),
-         str(RECIPE / "hparams/ablation_alld.yaml"), "--bootstrap=500",
+         str(RECIPE / "hparams/ablation_alld.yaml"), "--bootstrap=200",
          f"--archive_folder={archive}", f"--readme={readme}"],
         cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
