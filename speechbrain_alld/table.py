@@ -318,7 +318,8 @@ def collect_table(config: Mapping[str, Any]) -> dict[str, Any]:
             result["mean"] = {}  # a mean of the seeds that happen to be done would mislead
         comparisons[spec["name"]] = result
     wall_path = (archive or out) / "wall.json"
-    keys_run = [f"{n}/seed_{s}" for n in config["runs"] for s in config["seeds"]]
+    keys_run = [f"{n}/seed_{s}" for n in config["runs"] for s in config["seeds"]
+                if f"{n}/seed_{s}" not in missing]
     table = {"per_seed": per_seed, "results": results, "comparisons": comparisons,
              "commits": commits_line({**read_records(out), **archived}, keys_run),
              "run_seconds": run_seconds,

@@ -179,7 +179,8 @@ def commits_line(records: Mapping[str, Any], keys: Sequence[str]) -> str:
     """``Runs made at commit abc1234 (4), def5678 (2).``: the code versions behind a table."""
     counts: dict[str, int] = {}
     for key in keys:
-        commit = (records.get(key) or {}).get("commit") or "unrecorded"
-        short = commit[:7] + ("+dirty" if commit.endswith("+dirty") else "")
+        commit = (records.get(key) or {}).get("commit")
+        short = "unrecorded" if not commit else (
+            commit[:7] + ("+dirty" if commit.endswith("+dirty") else ""))
         counts[short] = counts.get(short, 0) + 1
     return "Runs made at commit " + ", ".join(f"{c} ({n})" for c, n in counts.items()) + "."

@@ -171,10 +171,13 @@ def test_only_runs_a_subset_and_the_partial_table_says_what_is_missing(tmp_path,
     """A sitting that runs part of a table (``only``) still writes a table: the finished runs'
     numbers, the missing ones named, and no mean of seeds for a comparison with seeds to go."""
     log = _fake_runs(monkeypatch)
+    monkeypatch.setattr(table_archive, "git_commit", lambda cwd=".": "0123456789abcdef")
     config = {**_config(tmp_path), "only": ["b"]}
     partial = table.run_table(config, progress=False)
     assert sorted(log) == [("b", 0), ("b", 1), ("corpus", 0), ("corpus", 1)]
     assert partial["missing"] == ["c/seed_0", "c/seed_1"]
+    assert partial["commits"] == "Runs made at commit 0123456 (4)."  # the 4 finished ones
+    assert table_archive.commits_line({}, ["b/seed_0"]) == "Runs made at commit unrecorded (1)."
     assert partial["results"]["row c"] == {}  # its cells print as "–"
     assert "c minus b" not in partial["comparisons"]
     text = table.report(partial, config, "python run_table.py t.yaml --only=[b]")
