@@ -183,8 +183,9 @@ def check_selected(config: Mapping[str, Any], pending: list[tuple[str, Any]]) ->
     """Refuse to start runs that need a validated setting before it exists or when it differs.
 
     ``config["requires_selection"]``: ``{budget: <name of a budget block>, file: <a
-    selection.json>}``; every pending run with that budget needs the file, and each block of the
-    budget (e.g. ``alld``) must equal the chosen run's block of the same name.
+    selection.json>}``; every pending run with that budget needs the file, made on the table's
+    seeds, and each block of the budget (e.g. ``alld``) must equal the chosen run's block of the
+    same name.
     """
     need = config.get("requires_selection")
     if not need:
@@ -199,6 +200,9 @@ def check_selected(config: Mapping[str, Any], pending: list[tuple[str, Any]]) ->
                          f"on validation, but {path} does not exist yet: run the grid and "
                          "select_setting.py first (or start the other runs with --only)")
     chosen = json.loads(path.read_text(encoding="utf-8"))
+    if sorted(map(str, chosen.get("seeds") or [])) != sorted(map(str, config["seeds"])):
+        raise ValueError(f"{path} was chosen on seeds {chosen.get('seeds')}, but the table "
+                         f"runs seeds {list(config['seeds'])}: run the grid on those seeds")
     budget = config[need["budget"]]
     differ = [key for key in budget if budget[key] != chosen["overrides"].get(key)]
     if differ:

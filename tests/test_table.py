@@ -99,7 +99,8 @@ def table_run(tmp_path_factory):
     # record; the grid itself is tested in tests/test_table_select.py).
     import yaml
     selection = root / "selection.json"
-    selection.write_text(json.dumps({"row": "grid row", "overrides": yaml.safe_load(ALLD)}))
+    selection.write_text(json.dumps({"row": "grid row", "seeds": [0],
+                                     "overrides": yaml.safe_load(ALLD)}))
     cmd = [sys.executable, str(RECIPES / "run_table.py"), str(RECIPES / "hparams/table.yaml"),
            "--seeds=[0]", f"--output_folder={root / 'table'}", f"--readme={readme}",
            f"--archive_folder={root / 'archive'}",

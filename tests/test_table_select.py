@@ -110,15 +110,20 @@ def test_a_grid_with_runs_to_do_chooses_nothing(grid):
 def test_runs_that_need_the_chosen_setting_wait_for_it_and_must_equal_it(tmp_path):
     record = tmp_path / "selection.json"
     config = {"requires_selection": {"budget": "alld_overrides", "file": str(record)},
+              "seeds": [0, 1],
               "alld_overrides": {"alld": {"lr": 3e-05, "loss": {"beta": 0.4}}},
               "runs": {"joint": {"budget": "alld_overrides"}, "warmup": {"budget": "w"}}}
     check_selected(config, [("warmup", 0)])  # runs without that budget need no choice
     with pytest.raises(ValueError, match=r"\['joint'\] use alld_overrides.*does not exist"):
         check_selected(config, [("warmup", 0), ("joint", 0)])
-    record.write_text(json.dumps({"row": "lr 1e-4", "overrides": {
+    record.write_text(json.dumps({"row": "lr 3e-5", "seeds": [0], "overrides": {
+        "alld": {"lr": 3e-05, "loss": {"beta": 0.4}}}}))
+    with pytest.raises(ValueError, match=r"chosen on seeds \[0\], but the table runs seeds"):
+        check_selected(config, [("joint", 1)])
+    record.write_text(json.dumps({"row": "lr 1e-4", "seeds": [0, 1], "overrides": {
         "alld": {"lr": 0.0001, "loss": {"beta": 0.4}}, "testing": {"models": ["alld"]}}}))
     with pytest.raises(ValueError, match=r"not the setting chosen.*differing: \['alld'\]"):
         check_selected(config, [("joint", 1)])
-    record.write_text(json.dumps({"row": "lr 3e-5", "overrides": {
+    record.write_text(json.dumps({"row": "lr 3e-5", "seeds": [0, 1], "overrides": {
         "alld": {"lr": 3e-05, "loss": {"beta": 0.4}}, "testing": {"models": ["alld"]}}}))
     check_selected(config, [("joint", 1)])
