@@ -212,8 +212,9 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
                if n in only and not (in_output[n, s] or in_archive[n, s])]
     # The first run of a seed makes its corpus: the seed's other runs wait for it, and it is
     # made again (seconds) when it survives only in the archive and others must run.
+    first_asked = config.get("only") is None or names[0] in only
     first = [(n, s) for n in names[:1] for s in config["seeds"] if not in_output[n, s] and (
-        not in_archive[n, s] or any(seed == s for _, seed in pending))]
+        (first_asked and not in_archive[n, s]) or any(seed == s for _, seed in pending))]
     pending = first + pending
     check_dependencies(config, pending, in_output)
     check_selected(config, pending)

@@ -173,6 +173,8 @@ def test_only_runs_a_subset_and_the_partial_table_says_what_is_missing(tmp_path,
     log = _fake_runs(monkeypatch)
     monkeypatch.setattr(table_archive, "git_commit", lambda cwd=".": "0123456789abcdef")
     config = {**_config(tmp_path), "only": ["b"]}
+    nothing = table.run_table({**config, "only": []}, progress=False)  # starts no run at all
+    assert log == [] and len(nothing["missing"]) == 6
     partial = table.run_table(config, progress=False)
     assert sorted(log) == [("b", 0), ("b", 1), ("corpus", 0), ("corpus", 1)]
     assert partial["missing"] == ["c/seed_0", "c/seed_1"]
