@@ -204,7 +204,7 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
     in_archive = {(n, s): archive is not None and _finished(config, archive, archived, n, s,
                                                              python)
                   for n in names for s in config["seeds"]}
-    only = names[1:] if config.get("only") is None else list(config["only"])
+    only = names if config.get("only") is None else list(config["only"])
     unknown = [n for n in only if n not in names]
     if unknown:
         raise ValueError(f"only: {unknown} are not runs of the table ({', '.join(names)})")
@@ -212,9 +212,8 @@ def run_table(config: Mapping[str, Any], *, python: str | None = None,
                if n in only and not (in_output[n, s] or in_archive[n, s])]
     # The first run of a seed makes its corpus: the seed's other runs wait for it, and it is
     # made again (seconds) when it survives only in the archive and others must run.
-    first_asked = config.get("only") is None or names[0] in only
     first = [(n, s) for n in names[:1] for s in config["seeds"] if not in_output[n, s] and (
-        (first_asked and not in_archive[n, s]) or any(seed == s for _, seed in pending))]
+        (n in only and not in_archive[n, s]) or any(seed == s for _, seed in pending))]
     pending = first + pending
     check_dependencies(config, pending, in_output)
     check_selected(config, pending)
